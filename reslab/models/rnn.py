@@ -1,0 +1,62 @@
+"""Recurrent nets (vanilla tanh RNN, GRU, LSTM) that expose every step's hidden state.
+
+The gates of a GRU (h_t = (1 − z)·h_{t−1} + z·h̃) and the cell of an LSTM
+(c_t = f·c_{t−1} + i·g) are skip connections through time: this module lets the
+gradient-through-time probes see each step's state. These nets are not block-protocol
+nets (their "depth" is time, shared weights), so block analyses do not apply to them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+
+CELLS = {"tanh": nn.RNNCell, "gru": nn.GRUCell, "lstm": nn.LSTMCell}
+
+
+class RecurrentNet(nn.Module):
+    """One recurrent cell unrolled over time, a linear readout of the last hidden state."""
+
+    def __init__(
+        self, cell: str = "tanh", input_size: int = 2, hidden_size: int = 128, num_classes: int = 1, seq_len: int = 50
+    ):
+        super().__init__()
+        if cell not in CELLS:
+            raise ConfigError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
+        self.arch = dict(
+            cell=cell, input_size=input_size, hidden_size=hidden_size, num_classes=num_classes, seq_len=seq_len
+        )
+        self.cell_type = cell
+        self.cell = CELLS[cell](input_size, hidden_size)
+        self.head = nn.Linear(hidden_size, num_classes)
+        self.input_shape = (seq_len, input_size)
+
+    def init_state(self, batch_size: int, device: torch.device | None = None):
+        h = torch.zeros(batch_size, self.cell.hidden_size, device=device)
+        return (h, torch.zeros_like(h)) if self.cell_type == "lstm" else h
+
+    def step(self, x_t: torch.Tensor, state):
+        """One time step: the next state from input x_t (batch, input_size) and the state."""
+        return self.cell(x_t, state)
+
+    @staticmethod
+    def hidden(state) -> torch.Tensor:
+        """The hidden vector h of a state (an LSTM state is the pair (h, c))."""
+        return state[0] if isinstance(state, tuple) else state
+
+    def states(self, x: torch.Tensor) -> list:
+        """Every step's state for x of shape (batch, time, input_size), in graph order."""
+        state = self.init_state(x.shape[0], x.device)
+        out = []
+        for t in range(x.shape[1]):
+            state = self.step(x[:, t], state)
+            out.append(state)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.hidden(self.states(x)[-1]))
+
+    def example_input(self, batch_size: int = 2) -> torch.Tensor:
+        return torch.randn(batch_size, *self.input_shape)
