@@ -49,6 +49,7 @@ class FigureSpec:
     hlines: list[dict[str, Any]] = field(default_factory=list)  # [{"y": 90, "label": "chance"}]
     marks: list[float] = field(default_factory=list)  # x positions to highlight (e.g. downsampling blocks)
     caption: str = ""
+    panel: str = ""  # consecutive figures with the same non-empty panel name share one row of subplots
 
 
 @dataclass
@@ -70,6 +71,7 @@ class StudyResult:
     notes: str = ""  # e.g. why a claim does not reproduce at this scale
     elapsed_s: float = 0.0
     runs: list[str] = field(default_factory=list)  # run ids in the store
+    key_number: str = ""  # the headline number for the summary table, e.g. "plain-56 68±3% vs plain-20 17±1%"
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
