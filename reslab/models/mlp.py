@@ -17,10 +17,10 @@ from .block import Block
 from .init import init_weights
 from .merges import Gate
 from .net import BlockNet
-from .parts import DropPath, Multiply, Scale, Scaled
+from .parts import DropPath, DroppedOut, Multiply, Projection, Scale, Scaled
 from .units import UnitParts
 
-MLP_SHORTCUTS = ("none", "identity", "scale", "highway", "shortcut-gate")
+MLP_SHORTCUTS = ("none", "identity", "scale", "linear", "dropout", "highway", "shortcut-gate")
 
 
 def mlp(
@@ -39,6 +39,7 @@ def mlp(
     init: str = "he",
     gate_bias: float = -2.0,
     shortcut_scale: float = 0.5,
+    shortcut_dropout: float = 0.5,
     branch_scale: float = 1.0,
     scalar: str | None = None,
     drop_path: float = 0.0,
@@ -48,8 +49,10 @@ def mlp(
     Args:
         input_shape: shape of one sample; it is flattened (``in_features`` overrides its
             size, e.g. 1 for the 1-D inputs of the shattered-gradient study).
-        shortcut: "none" (plain), "identity", "scale" (x ``shortcut_scale``), "highway"
-            (Srivastava2015: H(x)·T(x) + x·(1 − T(x)), gate bias ``gate_bias``) or
+        shortcut: "none" (plain), "identity", "scale" (x ``shortcut_scale``), "linear" (a
+            learned linear map, He2016's 1x1-conv shortcut for an MLP), "dropout" (dropout
+            ``shortcut_dropout`` on the shortcut), "highway" (Srivastava2015 and He2016's
+            exclusive gate: H(x)·T(x) + x·(1 − T(x)), gate bias ``gate_bias``) or
             "shortcut-gate" (He2016: F + (1 − g)·x).
         order: where norm and activation sit (``units.ORDERS``).
         norm: "bn" (BatchNorm1d) or "none".
@@ -89,9 +92,7 @@ def mlp(
             branch.append(Multiply(branch_scale))
         if drop_path and shortcut != "none":
             branch.append(DropPath(drop_path * (i + 1) / depth))
-        skip = None if shortcut == "none" else nn.Identity()
-        if shortcut == "scale":
-            skip = Scaled(nn.Identity(), shortcut_scale)
+        skip = _shortcut(shortcut, width, bias, shortcut_scale, shortcut_dropout)
         merge = None
         if shortcut in ("highway", "shortcut-gate"):
             kind = "exclusive" if shortcut == "highway" else "shortcut-only"
@@ -100,6 +101,18 @@ def mlp(
     head = nn.Sequential(*parts.head_start(width), nn.Linear(feat, num_classes, bias=bias))
     net = BlockNet(stem, blocks, head, arch, input_shape=(n_in,) if in_features is not None else tuple(input_shape))
     return init_weights(net, init)
+
+
+def _shortcut(kind: str, width: int, bias: bool, scale: float, dropout: float) -> nn.Module | None:
+    if kind == "none":
+        return None
+    if kind == "scale":
+        return Scaled(nn.Identity(), scale)
+    if kind == "linear":
+        return Projection(nn.Linear(width, width, bias=bias))
+    if kind == "dropout":
+        return DroppedOut(nn.Identity(), dropout)
+    return nn.Identity()
 
 
 def _prod(shape: Sequence[int]) -> int:
