@@ -131,7 +131,7 @@ def test_every_text_is_escaped(report):
     assert html.count(escaped) >= 12  # plus the summary's claim and key number
     md = (out / "report.md").read_text()
     assert "<script" not in md and "<b>" not in md
-    assert md.count("&lt;script&gt;alert('x')&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;") >= 12
+    assert md.count("&lt;script>alert('x')&lt;/script> &amp; &lt;b>bold&lt;/b>") >= 12
     svg = (out / "figures" / "escaping-1.svg").read_bytes()
     assert b"<script" not in svg and b"&lt;script&gt;" in svg
 
@@ -297,3 +297,12 @@ def test_collect_env_describes_versions_hardware_and_commit(tmp_path):
     assert isinstance(env["git_dirty"], bool)
     json.dumps(env)  # results.json must be able to hold it
     assert git_state(tmp_path)["git_commit"].startswith("not a git checkout")
+
+
+def test_markdown_text_cannot_start_markup():
+    from reslab.report.markdown import md
+
+    assert md("a | b *c* _d_ [e](f) `g`") == r"a \| b \*c\* \_d\_ \[e\](f) \`g\`"
+    assert md("<img src=x> & co") == "&lt;img src=x> &amp; co"
+    assert [md(t) for t in ("# h", "- l", "> q", "12. n", "3.5 ok")] == [r"\# h", r"\- l", r"\> q", r"12\. n", "3.5 ok"]
+    assert md("two\nlines  and   spaces") == "two lines and spaces"

@@ -1,8 +1,8 @@
 """The report as Markdown: the same content as the HTML page, figures as links into ``figures/``.
 
 Text from the data is escaped so that it renders as written: Markdown punctuation gets a
-backslash, ``<``, ``>`` and ``&`` become entities (so no HTML can start), and table cells
-cannot break their table.
+backslash, ``<`` and ``&`` become entities (so no HTML tag or entity can start), and table
+cells cannot break their table.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from .values import fmt_value
 
 FIGURES_DIR = "figures"
 _SPECIAL = re.compile(r"([\\`*_\[\]|~])")
-_LINE_START = re.compile(r"^([#+=-]|\d+(?=[.)](?:\s|$)))")  # would start a heading or a list item
-_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}  # entities work in every Markdown flavour
+_LINE_START = re.compile(r"^([#+=>-]|\d+(?=[.)](?:\s|$)))")  # would start a heading, quote or list item
+_ENTITIES = {"&": "&amp;", "<": "&lt;"}  # entities work in every Markdown flavour; no tag can start
 
 
 def md(value: Any) -> str:
@@ -25,7 +25,7 @@ def md(value: Any) -> str:
     text = value if isinstance(value, str) else fmt_value(value)
     text = _SPECIAL.sub(r"\\\1", " ".join(text.split()))
     text = _LINE_START.sub(lambda m: m.group() + "\\" if m.group()[0].isdigit() else "\\" + m.group(), text)
-    return re.sub(r"[&<>]", lambda m: _ENTITIES[m.group()], text)
+    return re.sub(r"[&<]", lambda m: _ENTITIES[m.group()], text)
 
 
 def _table(head: list[str], rows: list[list[str]]) -> list[str]:

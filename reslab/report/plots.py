@@ -93,6 +93,38 @@ def _colour_groups(series: list[Series]) -> tuple[list[str], list[str | None]]:
     return keys, roles
 
 
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _log_labels(axis) -> None:
+    """Decades as ``10⁻³`` in plain Unicode (no mathtext: faster, and stays text in the SVG);
+    on axes spanning under two decades, the 2s and 5s in between are labelled too."""
+    from matplotlib.ticker import FuncFormatter
+
+    def label(x: float, pos: int | None) -> str:
+        if x <= 0 or not math.isfinite(x):
+            return ""
+        exp = math.log10(x)
+        if abs(exp - round(exp)) < 1e-9:
+            return "10" + str(round(exp)).translate(_SUPERSCRIPT)
+        lo, hi = sorted(axis.get_view_interval())
+        mantissa = x / 10 ** math.floor(exp)
+        few = lo > 0 and math.log10(hi / lo) < 2
+        return f"{x:g}" if few and round(mantissa) in (2, 5) and abs(mantissa - round(mantissa)) < 1e-6 else ""
+
+    axis.set_major_formatter(FuncFormatter(label))
+    axis.set_minor_formatter(FuncFormatter(label))
+
+
+def _log_axes(ax, spec: FigureSpec) -> None:
+    if spec.logx:
+        ax.set_xscale("log")
+        _log_labels(ax.xaxis)
+    if spec.logy:
+        ax.set_yscale("log")
+        _log_labels(ax.yaxis)
+
+
 def _hlines(ax, spec: FigureSpec) -> None:
     from matplotlib.transforms import blended_transform_factory
 
@@ -163,10 +195,7 @@ def draw_lines(ax, spec: FigureSpec) -> list[str]:
         series_handles.append(h)
         if role is not None:
             role_style.setdefault(role, s.style)
-    if spec.logx:
-        ax.set_xscale("log")
-    if spec.logy:
-        ax.set_yscale("log")
+    _log_axes(ax, spec)
     for m in spec.marks:
         ax.axvline(m, color="0.55", linestyle="--", linewidth=0.8, zorder=0)
     _hlines(ax, spec)
@@ -225,8 +254,7 @@ def draw_bars(ax, spec: FigureSpec) -> list[str]:
             label.set_fontweight("bold")
     ax.set_xlim(-0.6, n - 0.4)
     ax.grid(axis="x", visible=False)
-    if spec.logy:
-        ax.set_yscale("log")
+    _log_axes(ax, spec)
     _hlines(ax, spec)
     _labels(ax, spec)
     if k > 1:
