@@ -79,6 +79,11 @@ def test_train_test_pairs_share_a_colour_and_a_compact_legend():
     draw_lines(ax, spec)
     colours = [line.get_color() for line in ax.lines[:4]]
     assert colours[0] == colours[1] != colours[2] == colours[3]
+    spec.series[0].color = spec.series[1].color = "#123456"  # a colour the study chose
+    ax = Figure().subplots()
+    draw_lines(ax, spec)
+    legend = {t.get_text(): h.get_color() for t, h in zip(ax.get_legend().get_texts(), ax.get_legend().legend_handles)}
+    assert legend["plain-20"] == "#123456" and legend["resnet-20"] != "#123456"
 
 
 def test_non_finite_values_are_noted_not_hidden():

@@ -165,6 +165,7 @@ def draw_lines(ax, spec: FigureSpec) -> list[str]:
     order = list(dict.fromkeys(keys))
     colours = dict(zip(order, palette(len(order))))
     role_style: dict[str, str] = {}
+    drawn_colour: dict[str, str] = {}  # the colour each net was actually drawn in (a study may set it)
     series_handles = []
     for s, key, role in zip(spec.series, keys, roles):
         y = _finite(_floats(s.y, f"series {s.label!r}"), f"series {s.label!r}", notes)
@@ -193,6 +194,7 @@ def draw_lines(ax, spec: FigureSpec) -> list[str]:
             if err is not None:
                 ax.fill_between(x, y - err, y + err, color=colour, alpha=0.18, linewidth=0, rasterized=dense)
         series_handles.append(h)
+        drawn_colour.setdefault(key, colour)
         if role is not None:
             role_style.setdefault(role, s.style)
     _log_axes(ax, spec)
@@ -204,7 +206,7 @@ def draw_lines(ax, spec: FigureSpec) -> list[str]:
     compact = len(order) < len(spec.series) and all(r is not None for r in roles)
     compact = compact and all(role_style[r] == s.style for r, s in zip(roles, spec.series))
     if compact:
-        handles = [Line2D([], [], color=colours[k], linestyle="-") for k in order]
+        handles = [Line2D([], [], color=drawn_colour[k], linestyle="-") for k in order]
         handles += [
             Line2D([], [], color="0.3", linestyle=_style(st)[0], marker=_style(st)[1]) for st in role_style.values()
         ]
