@@ -1,0 +1,151 @@
+"""``load_dataset(name, ...)``: every dataset reslab knows, by name, as in-memory splits.
+
+Real datasets hold out a validation split by default (5,000 images: He2015's 45k/5k for
+CIFAR, 55k/5k for Fashion-MNIST), chosen by ``data_seed`` alone so that every training
+seed sees the same held-out images. The test split is only ever evaluated once, at the
+end of a run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from . import cifar, fashion, synthetic
+from .base import Dataset, Split, channel_stats, hold_out
+
+REAL = ("fashion-mnist", "cifar10", "cifar100")
+DATASETS = REAL + tuple(synthetic.TASKS)
+DEFAULT_VAL_SIZE = {"fashion-mnist": 5000, "cifar10": 5000, "cifar100": 5000}
+# options that say how to read data, not what the data is (they never change a result)
+READ_OPTIONS = ("verify",)
+# the last few datasets loaded, so a study training many runs in one process splits and
+# normalizes once; callers must treat the tensors as read-only
+_CACHE: dict[tuple, Dataset] = {}
+
+
+def load_dataset(
+    name: str,
+    data_dir: str | Path | None = None,
+    *,
+    train_size: int | None = None,
+    val_size: int | None = None,
+    data_seed: int = 0,
+    **options: Any,
+) -> Dataset:
+    """Load ``name`` with a held-out validation split and an optional training subset.
+
+    Args:
+        data_dir: a folder to search first (see ``reslab data ls`` for the search order).
+        train_size: use only this many training images (a nested subset: smaller subsets
+            are part of larger ones); None uses all that are not held out.
+        val_size: images held out of the training set for validation (default 5,000 for
+            real data; 0 for none). For synthetic tasks: the size of the generated split.
+        data_seed: chooses the validation images (real data) or generates the data
+            (synthetic tasks).
+        options: ``verify=False`` (Fashion-MNIST: accept IDX files whose checksums differ
+            from the official ones), ``labels="coarse"`` (CIFAR-100's 20 superclasses);
+            synthetic tasks take ``test_size`` and their generator's options (e.g.
+            ``seq_len``, ``vocab``, ``dim``).
+
+    The last few datasets are cached in memory (files are re-read when they change):
+    treat the returned tensors as read-only.
+    """
+    key = (name, _stamp(name, data_dir), train_size, val_size, data_seed, tuple(sorted(options.items())))
+    if key in _CACHE:
+        return _CACHE[key]
+    dataset = _load(name, data_dir, train_size, val_size, data_seed, options)
+    if len(_CACHE) >= 4:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[key] = dataset
+    return dataset
+
+
+def _stamp(name: str, data_dir: str | Path | None) -> tuple:
+    """Where a real dataset's files are and when they changed (synthetic data has no files)."""
+    if name == "fashion-mnist":
+        folder = fashion.locate(data_dir)
+        files = [p for p in (folder.glob("*-ubyte*") if folder else []) if p.is_file()]
+        return tuple(sorted((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files))
+    if name in ("cifar10", "cifar100"):
+        path = cifar.locate(name, data_dir)
+        return (str(path), path.stat().st_mtime_ns) if path else ()
+    return ()
+
+
+def _load(name: str, data_dir, train_size, val_size, data_seed: int, options: dict[str, Any]) -> Dataset:
+    if name in synthetic.TASKS:
+        return synthetic.make(name, seed=data_seed, train_size=train_size, val_size=val_size, **options)
+    if name not in REAL:
+        raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} (see `reslab data ls`)")
+    allowed = {"fashion-mnist": {"verify"}, "cifar10": set(), "cifar100": {"labels"}}[name]
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"dataset {name} does not take {', '.join(unknown)}; it takes train_size, val_size, data_seed"
+            + "".join(f", {a}" for a in sorted(allowed))
+        )
+    if name == "fashion-mnist":
+        train_x, train_y, test_x, test_y = fashion.load_raw(data_dir, verify=options.get("verify", True))
+        classes, source, num_classes = fashion.CLASSES, str(fashion.locate(data_dir)), 10
+    else:
+        labels = options.get("labels", "fine")
+        if labels not in ("fine", "coarse"):
+            raise ConfigError(f"labels must be 'fine' or 'coarse', got {labels!r}")
+        train_x, train_y, test_x, test_y, classes, path = cifar.load_raw(name, data_dir, labels)
+        num_classes = 20 if labels == "coarse" else cifar.FORMATS[name].num_classes
+        source = str(path)
+    val_size = DEFAULT_VAL_SIZE[name] if val_size is None else val_size
+    train, val = hold_out(Split(train_x, train_y), val_size, train_size, data_seed, name)
+    mean, std = channel_stats(train.x)
+    info = {"data_seed": data_seed, **{k: v for k, v in options.items() if k not in READ_OPTIONS}}
+    return Dataset(
+        name,
+        "classification",
+        train,
+        val,
+        Split(test_x, test_y),
+        tuple(train_x.shape[1:]),
+        num_classes,
+        classes=tuple(classes),
+        mean=mean,
+        std=std,
+        source=source,
+        info=info,
+    )
+
+
+def dataset_status(data_dir: str | Path | None = None) -> list[dict[str, str]]:
+    """For ``reslab data ls``: each dataset, where it was found, how to get it if missing."""
+    rows = []
+    found = fashion.locate(data_dir)
+    rows.append(
+        {
+            "name": "fashion-mnist",
+            "kind": "real",
+            "where": str(found) if found else "missing",
+            "how": "" if found else "reslab data fetch fashion-mnist (Debian package as root, else download)",
+        }
+    )
+    for name in ("cifar10", "cifar100"):
+        found = cifar.locate(name, data_dir)
+        archive = cifar.FORMATS[name].archive
+        rows.append(
+            {
+                "name": name,
+                "kind": "real",
+                "where": str(found) if found else "missing",
+                "how": "" if found else f"reslab data fetch {name}, or put {archive} in --data-dir / $RESLAB_DATA",
+            }
+        )
+    for name, (_, task, sizes) in synthetic.TASKS.items():
+        rows.append(
+            {
+                "name": name,
+                "kind": f"synthetic ({task})",
+                "where": "generated from data_seed",
+                "how": f"train/val/test {sizes[0]}/{sizes[1]}/{sizes[2]} by default",
+            }
+        )
+    return rows
