@@ -1,0 +1,78 @@
+"""Helpers shared by the ensemble-view probes (paths, lesions) and the loss landscape.
+
+They keep the probes honest about the model's state: every probe runs in a known mode
+(eval by default) with every block in ``full`` mode, and leaves the model exactly as it
+found it, even when it fails half-way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..models import block_modes, follows_block_protocol
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def require_block_net(model: nn.Module) -> None:
+    """Raise a clear error for a model that does not follow the block protocol."""
+    if not follows_block_protocol(model):
+        raise ConfigError(
+            f"{type(model).__name__} does not follow the block protocol (stem, blocks of Block, head, "
+            "forward_blocks); wrap a torchvision- or timm-style ResNet with reslab.probes.as_block_net"
+        )
+
+
+def model_device(model: nn.Module) -> torch.device:
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+@contextmanager
+def eval_state(model: nn.Module, train: bool = False) -> Iterator[None]:
+    """Put the model in eval (or train) mode and its blocks in ``full`` mode; restore both after."""
+    flags = [(m, m.training) for m in model.modules()]
+    blocks = getattr(model, "blocks", None) if follows_block_protocol(model) else None
+    modes = block_modes(blocks, "full") if blocks is not None else nullcontext()
+    try:
+        model.train(train)
+        with modes:
+            yield
+    finally:
+        for module, flag in flags:
+            module.training = flag
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast where asked (fast on GPUs and AMX CPUs; slow on plain AVX2 CPUs)."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16")
+
+
+def check_data(x: torch.Tensor, y: torch.Tensor) -> None:
+    if len(x) != len(y):
+        raise ConfigError(f"got {len(x)} inputs but {len(y)} targets")
+    if len(x) == 0:
+        raise ConfigError("no evaluation samples given")
+
+
+def chunks(x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device):
+    """Fixed, ordered evaluation batches on the model's device."""
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    for start in range(0, len(x), batch_size):
+        yield x[start : start + batch_size].to(device), y[start : start + batch_size].to(device)
+
+
+def top1_wrong(logits: torch.Tensor, y: torch.Tensor) -> int:
+    """Number of wrong top-1 predictions (any leading shape: per image or per token)."""
+    return int((logits.argmax(-1) != y).sum())
