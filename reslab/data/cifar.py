@@ -121,6 +121,13 @@ def check_members(tar: tarfile.TarFile, archive: Path) -> list[tarfile.TarInfo]:
     dest = str(archive.parent / ".reslab-check")
     for m in members:
         try:
+            if m.name.startswith(("/", "\\")) or ".." in Path(m.name).parts:
+                # the data filter would strip a leading "/"; such an archive is not the official one either way
+                raise (
+                    tarfile.AbsolutePathError(m)
+                    if m.name.startswith(("/", "\\"))
+                    else tarfile.OutsideDestinationError(m, m.name)
+                )
             tarfile.data_filter(m, dest)
         except tarfile.FilterError as exc:
             raise DataError(

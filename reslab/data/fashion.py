@@ -157,12 +157,14 @@ def fetch(
     base_url: str | None = None,
     use_apt: bool | None = None,
     log: Callable[[str], None] = print,
+    md5s: dict[str, str] | None = None,
 ) -> Path:
     """Make Fashion-MNIST available; returns the folder that holds it.
 
     As root with apt (``use_apt=None`` decides by itself), installs Debian's
     ``dataset-fashion-mnist`` (``apt-get update`` only if the first install fails);
-    otherwise downloads the four official files and checks their MD5s.
+    otherwise downloads the four official files and checks their MD5s (``md5s`` maps a
+    file name to another expected MD5, for a mirror that serves other bytes).
     """
     folder = locate(data_dir)
     if folder is not None:
@@ -178,7 +180,7 @@ def fetch(
         if _apt_install(log):
             return DEBIAN_DIR
         log("fashion-mnist: apt could not install it; downloading the official files instead")
-    return _download_all(user_roots(data_dir)[0] / NAME, base_url, log)
+    return _download_all(user_roots(data_dir)[0] / NAME, base_url, log, md5s or {})
 
 
 def _can_apt() -> bool:
@@ -200,10 +202,10 @@ def _apt_install(log: Callable[[str], None]) -> bool:
     return False
 
 
-def _download_all(folder: Path, base_url: str | None, log: Callable[[str], None]) -> Path:
+def _download_all(folder: Path, base_url: str | None, log: Callable[[str], None], md5s: dict[str, str]) -> Path:
     base = base_url or os.environ.get(URL_ENV) or OFFICIAL_URL
     base = base if base.endswith("/") else base + "/"
     log(f"fashion-mnist: downloading 4 files from {base} to {folder}")
     for name, (md5, _, _) in FILES.items():
-        download(base + f"{name}.gz", folder / f"{name}.gz", md5)
+        download(base + f"{name}.gz", folder / f"{name}.gz", md5s.get(name, md5))
     return folder
