@@ -1,0 +1,138 @@
+"""``TrainConfig``: one training run, fully specified, and the hash that names it in the store.
+
+The hash covers the fields that can change a result (model, data, recipe, seed, what is
+evaluated) in canonical JSON; fields that only say *where* or *how often to report*
+(``data_dir``, ``device``, ``log_every``, ``checkpoint_every``) are left out, so moving
+the data or logging more often does not retrain anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from ..data.catalog import READ_OPTIONS
+from ..errors import ConfigError
+from .recipe import Recipe
+
+UNHASHED = ("data_dir", "device", "log_every", "checkpoint_every")
+# libyaml's safe dumper/loader when present (10x faster than the pure-Python ones)
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass
+class TrainConfig:
+    """A run: ``model`` (a registry name) with ``model_options`` overrides, trained on
+    ``data`` (a dataset name; ``data_options`` go to ``load_dataset``) by ``recipe``.
+
+    Args:
+        seed: model initialization, data order, augmentation, dropout.
+        deterministic: ``torch.use_deterministic_algorithms(True)`` for the run (CPU runs
+            are then bit-for-bit repeatable, resumed or not).
+        eval_every: steps between validations; 0 validates at the end of every epoch.
+        eval_train_size: images of a fixed training subset evaluated in eval mode at every
+            validation and at the end (the true training error the degradation claim
+            needs; the per-batch error in metrics.jsonl is measured in train mode).
+        test: evaluate the test split once, at the end (never used to choose anything).
+        tag: any text that must make otherwise equal runs distinct (it is hashed).
+        log_every: steps between metrics lines (not hashed).
+        checkpoint_every: steps between checkpoints; 0 writes one at the end only (not hashed).
+    """
+
+    model: str
+    data: str
+    recipe: Recipe = field(default_factory=Recipe)
+    model_options: dict[str, Any] = field(default_factory=dict)
+    data_options: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    deterministic: bool = False
+    eval_every: int = 0
+    eval_train_size: int = 5000
+    test: bool = True
+    tag: str = ""
+    log_every: int = 20
+    checkpoint_every: int = 0
+    device: str = "auto"
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.recipe, dict):
+            self.recipe = Recipe.from_dict(self.recipe)
+        self.model_options = dict(self.model_options or {})
+        self.data_options = dict(self.data_options or {})
+        if not self.model or not self.data:
+            raise ConfigError("a run needs a model and a dataset")
+        for name in ("eval_every", "eval_train_size", "checkpoint_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
+        if not isinstance(self.log_every, int) or self.log_every < 1:
+            raise ConfigError(f"log_every must be an integer >= 1, got {self.log_every!r}")
+        if not isinstance(self.seed, int):
+            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+        if self.device not in ("auto", "cpu") and not str(self.device).startswith(("cuda", "mps")):
+            raise ConfigError(f"device must be auto, cpu, cuda[:N] or mps, got {self.device!r}")
+        if "data_dir" in self.data_options:
+            raise ConfigError("data_dir is a TrainConfig field, not a data option")
+
+    def hashed_fields(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.to_dict().items() if k not in UNHASHED}
+        out["data_options"] = {k: v for k, v in self.data_options.items() if k not in READ_OPTIONS}
+        return out
+
+    def hash(self) -> str:
+        """SHA-256 of the result-changing fields as canonical JSON (sorted keys, no spaces)."""
+        text = json.dumps(self.hashed_fields(), sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def run_id(self) -> str:
+        """A readable directory name: model, data, seed, and the start of the hash."""
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.model}-{self.data}")
+        return f"{safe}-s{self.seed}-{self.hash()[:10]}"
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["recipe"] = self.recipe.to_dict()
+        out["model_options"] = _plain(self.model_options)
+        out["data_options"] = _plain(self.data_options)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        data = {k: v for k, v in data.items() if k != "hash"}
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigError(f"unknown config field(s) {', '.join(unknown)}")
+        return cls(**data)
+
+    def to_yaml(self) -> str:
+        return yaml.dump({**self.to_dict(), "hash": self.hash()}, Dumper=_Dumper, sort_keys=False)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> TrainConfig:
+        try:
+            data = yaml.load(text, Loader=_Loader)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError("config must be a YAML mapping")
+        return cls.from_dict(data)
+
+
+def _plain(obj: Any) -> Any:
+    """Tuples to lists (recursively), so YAML, JSON and the hash agree."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    return obj
