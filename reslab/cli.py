@@ -13,7 +13,7 @@ import sys
 from .errors import ReslabError
 
 # Command modules in the order ``reslab --help`` lists them.
-COMMANDS = ("models", "report")
+COMMANDS = ("models", "train", "data", "runs", "report")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,172 @@
+"""``reslab train``: train one net (through the run store) and print its run directory last."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import yaml
+
+# recipe fields a flag can set: flag dest -> Recipe field
+RECIPE_FLAGS = {
+    "epochs": "epochs",
+    "max_steps": "steps",
+    "batch_size": "batch_size",
+    "lr": "lr",
+    "precision": "precision",
+    "optimizer": "optimizer",
+    "momentum": "momentum",
+    "nesterov": "nesterov",
+    "weight_decay": "weight_decay",
+    "schedule": "schedule",
+    "warmup": "warmup",
+    "warmup_steps": "warmup_steps",
+    "label_smoothing": "label_smoothing",
+    "crop": "crop",
+    "flip": "flip",
+}
+CONFIG_FLAGS = ("model", "data", "data_dir", "seed", "deterministic", "recipe", "model_opt", "data_opt",
+                "train_size", "val_size", "log_every", "eval_every", "eval_train_size", "checkpoint_every",
+                "device", *RECIPE_FLAGS)  # fmt: skip
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model on a dataset (stored, resumable); prints the run directory last",
+        description="Train a registered model on a dataset. A config that already finished is not trained "
+        "again; an interrupted one resumes. The last line printed is the run directory.",
+    )
+    p.add_argument("--model", help="registered model name (see `reslab models`)")
+    p.add_argument("--data", help="dataset name (see `reslab data ls`)")
+    p.add_argument("--data-dir", help="folder searched first for dataset files")
+    p.add_argument("--recipe", help="named recipe preset (he2015_cifar, he2015_cifar_warmup, quick, transformer)")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=float, help="train for this many epochs (default: the recipe's, else 1)")
+    length.add_argument("--max-steps", type=int, help="train for this many optimizer steps")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--optimizer", choices=("sgd", "adamw"))
+    p.add_argument("--momentum", type=float)
+    p.add_argument("--nesterov", action="store_true", default=None)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--schedule", choices=("step", "cosine", "constant"))
+    p.add_argument("--warmup", choices=("none", "linear", "he2015"))
+    p.add_argument("--warmup-steps", type=int)
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--crop", type=int, help="pad-and-crop augmentation, in pixels (default: the dataset's)")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None, help="horizontal flips")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--deterministic", action="store_true", help="deterministic algorithms (bit-exact on CPU)")
+    p.add_argument("--train-size", type=int, help="train on a subset of this many images")
+    p.add_argument("--val-size", type=int, help="images held out for validation (default 5000 for real data)")
+    p.add_argument("--model-opt", action="append", default=[], metavar="KEY=VALUE", help="model override, repeatable")
+    p.add_argument("--data-opt", action="append", default=[], metavar="KEY=VALUE", help="dataset option, repeatable")
+    p.add_argument("--log-every", type=int, default=20, help="steps between metrics lines")
+    p.add_argument("--eval-every", type=int, default=0, help="steps between validations (default: every epoch)")
+    p.add_argument("--eval-train-size", type=int, default=5000, help="training images evaluated in eval mode")
+    p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (0: at the end only)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda[:N]")
+    p.add_argument("--out", help="put the run directory under this folder (it is indexed all the same)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
+    p.add_argument("--store", help="run store folder (default $RESLAB_HOME, else ~/.reslab)")
+    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events (needs tensorboard)")
+    p.set_defaults(func=run)
+
+
+def parse_pairs(pairs: list[str], what: str) -> dict[str, Any]:
+    """``KEY=VALUE`` strings to a dict; values are read as YAML (numbers, booleans, lists)."""
+    from ..errors import ConfigError
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{what} must be KEY=VALUE, got {pair!r}")
+        try:
+            out[key.replace("-", "_")] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"cannot read the value of {what} {pair!r}") from None
+    return out
+
+
+def build_config(args: argparse.Namespace):
+    from ..errors import ConfigError
+    from ..train import Recipe, TrainConfig, get_recipe
+
+    if not args.model or not args.data:
+        raise ConfigError("train needs --model and --data (or --resume RUN_DIR)")
+    changes = {field: getattr(args, flag) for flag, field in RECIPE_FLAGS.items() if getattr(args, flag) is not None}
+    recipe = get_recipe(args.recipe) if args.recipe else Recipe()
+    recipe = recipe.replace(**changes) if changes else recipe
+    data_options = parse_pairs(args.data_opt, "--data-opt")
+    for key in ("train_size", "val_size"):
+        if getattr(args, key) is not None:
+            data_options[key] = getattr(args, key)
+    return TrainConfig(
+        model=args.model,
+        data=args.data,
+        recipe=recipe,
+        model_options=parse_pairs(args.model_opt, "--model-opt"),
+        data_options=data_options,
+        seed=args.seed,
+        deterministic=args.deterministic,
+        eval_every=args.eval_every,
+        eval_train_size=args.eval_train_size,
+        log_every=args.log_every,
+        checkpoint_every=args.checkpoint_every,
+        device=args.device,
+        data_dir=args.data_dir,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    from ..runs import RunStore
+
+    store = RunStore(args.store)
+    defaults = {"seed": 0, "deterministic": False, "log_every": 20, "eval_every": 0, "eval_train_size": 5000,
+                "checkpoint_every": 500, "device": "auto", "model_opt": [], "data_opt": []}  # fmt: skip
+    if args.resume:
+        given = [f for f in CONFIG_FLAGS if getattr(args, f) not in (None, defaults.get(f))]
+        if given or args.out:
+            flags = ", ".join("--" + f.replace("_", "-") for f in given + (["out"] if args.out else []))
+            raise ConfigError(f"--resume continues a run with its own config.yaml; drop {flags}")
+        config_dir = args.resume
+    else:
+        config = build_config(args)
+        existing = store.lookup(config)
+        if existing is not None and existing.done:
+            print(f"already trained (config {existing.hash[:10]}): {_summary(existing.result)}")
+            print(existing.dir)
+            return 0
+    try:
+        if args.resume:
+            record = store.resume(config_dir, progress=True, tensorboard=args.tensorboard)
+        else:
+            record = store.run(config, out=args.out, progress=True, tensorboard=args.tensorboard)
+    except KeyboardInterrupt:
+        found = store.lookup(config) if not args.resume else None
+        where = found.dir if found else args.resume
+        if where:
+            print(f"stopped at a checkpoint; continue with: reslab train --resume {where}", file=sys.stderr)
+        raise
+    print(record.dir)
+    return 0
+
+
+def _summary(result: dict[str, Any] | None) -> str:
+    if not result:
+        return "no result"
+
+    def show(v):
+        if v is None:
+            return "n/a"
+        return f"{v:.4g}" if result.get("error_metric") == "mse" else f"{100 * v:.2f}%"
+
+    return (
+        f"{result['status']}, {result['steps']} steps, train {show(result.get('train_error'))}, "
+        f"val {show(result.get('val_error'))}, test {show(result.get('test_error'))}"
+    )
