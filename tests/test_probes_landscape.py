@@ -169,6 +169,12 @@ def test_negative_curvature_share():
     assert 0.2 < negative_curvature_share(ridge) < 0.8
     assert negative_curvature_share(g**2) == 0.0 and negative_curvature_share(np.sin(5 * g)) > 0.3
     assert negative_curvature_share(bowl + 1e-9 * np.random.default_rng(0).standard_normal(bowl.shape)) == 0.0
+    # losses that explode far from the centre (BN in eval mode) must not hide bumps near it
+    g = np.linspace(-1, 1, 21)
+    steep = np.exp(8 * (g[:, None] ** 2 + g[None, :] ** 2))  # convex, ~9e6 at the corners
+    assert negative_curvature_share(steep) == 0.0
+    assert negative_curvature_share(steep + 0.3 * np.cos(30 * g)[:, None]) > 0.05
+    assert negative_curvature_share(np.array([1.0, np.nan, 1.0, 2.0, 3.0])) == pytest.approx(2 / 3)  # NaN is rough
 
 
 def test_hessian_extremes_match_the_exact_hessian_of_a_small_model():
@@ -215,3 +221,11 @@ def test_works_on_token_models_with_their_own_loss():
     x = model.example_input(4)
     result = loss_line(model, x, x.clone(), steps=3)  # copy task: per-token targets
     assert np.isfinite(result.loss).all() and 0 <= result.origin_accuracy <= 1
+
+
+def test_bench_extrapolates_the_grid_time_from_measured_points():
+    from reslab.probes.ensemble_bench import _landscape
+
+    m = _landscape(samples=8, steps=21, measured_steps=1)
+    assert m.unit == "s" and m.value > 0 and "extrapolated from 1 measured points" in m.detail
+    assert m.passed == (m.value < 300)

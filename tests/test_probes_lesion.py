@@ -158,3 +158,11 @@ def test_lesion_study_rejects_bad_options_and_non_protocol_models():
         lesion_study(model, x, y[:2])
     with pytest.raises(reslab.ConfigError):
         lesion_study(nn.Linear(3, 3), torch.randn(2, 3), torch.zeros(2, dtype=torch.long))
+
+
+def test_bench_measurements_report_counts_and_wall_clock():
+    from reslab.probes.ensemble_bench import _lesion
+
+    counted, wall = _lesion("resnet20", 4, 1)
+    assert counted.value == pytest.approx(10 / 18, abs=1e-3) and counted.passed is False  # (n+1)/(2n), n = 9
+    assert counted.unit == wall.unit == "x naive" and wall.value > 0 and "branch evaluations" in wall.detail

@@ -2,9 +2,12 @@
 
 Definitions (studies compare surfaces with them):
 - ``negative_curvature_share``: the share of interior grid points where the second
-  difference L[i-1] - 2 L[i] + L[i+1] along either axis is below -tol, tol = ``tol`` x
-  (max - min of the surface), so evaluation noise does not count. A convex bowl scores 0;
-  a chaotic surface scores high. A non-finite point (a diverged loss) counts as rough.
+  difference L[i-1] - 2 L[i] + L[i+1] along either axis is below -tol x |L[i]| (tol =
+  ``tol``, default 1e-3): a local, relative threshold, so evaluation noise does not count
+  and the huge losses far from the centre (where BN in eval mode lets activations blow up)
+  do not hide the bumps near it. A convex bowl scores 0; a chaotic surface scores high; a
+  basin whose rim flattens out (a loss saturating at chance) scores its rim. A non-finite
+  point (a diverged loss) counts as rough.
 - ``hessian_extremes``: the extreme eigenvalues of the loss Hessian at the given weights
   by Lanczos iteration with Hessian-vector products; Li2018 Fig. 7 maps |lambda_min/lambda_max|.
   Lanczos finds lambda_max accurately; its lambda_min is the lowest Ritz value, an upper
@@ -31,21 +34,20 @@ def mean_cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def negative_curvature_share(loss: np.ndarray, tol: float = 1e-3) -> float:
-    """Share of interior points whose second difference along either axis is < -tol x (loss range)."""
+    """Share of interior points whose second difference along either axis is < -tol x |loss there|."""
     loss = np.asarray(loss, dtype=np.float64)
     if loss.ndim not in (1, 2) or min(loss.shape) < 3:
         return float("nan")
-    finite = loss[np.isfinite(loss)]
-    thresh = tol * (finite.max() - finite.min()) if finite.size else 0.0
-    if loss.ndim == 1:
-        d2 = loss[:-2] - 2 * loss[1:-1] + loss[2:]
-        bad = ~(d2 >= -thresh)  # NaN (a diverged point) counts as rough
-        return float(bad.mean())
-    c = loss[1:-1, 1:-1]
-    d2a = loss[:-2, 1:-1] - 2 * c + loss[2:, 1:-1]
-    d2b = loss[1:-1, :-2] - 2 * c + loss[1:-1, 2:]
-    bad = ~((d2a >= -thresh) & (d2b >= -thresh))
-    return float(bad.mean())
+    with np.errstate(invalid="ignore"):
+        if loss.ndim == 1:
+            c = loss[1:-1]
+            d2 = loss[:-2] - 2 * c + loss[2:]
+            return float((~(d2 >= -tol * np.abs(c))).mean())  # NaN compares False: counted as rough
+        c = loss[1:-1, 1:-1]
+        d2a = loss[:-2, 1:-1] - 2 * c + loss[2:, 1:-1]
+        d2b = loss[1:-1, :-2] - 2 * c + loss[1:-1, 2:]
+        flat = tol * np.abs(c)
+        return float((~((d2a >= -flat) & (d2b >= -flat))).mean())
 
 
 def hessian_extremes(
