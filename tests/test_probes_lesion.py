@@ -34,6 +34,7 @@ def _model(name, **kw):
         ("preact110", dict(depth=20, **SMALL)),
         ("resnet20", dict(shortcut="B", **SMALL)),  # projection shortcuts on downsampling blocks
         ("resnet20", dict(shortcut="exclusive-gate", **SMALL)),
+        ("resnet110_droppath", dict(depth=20, **SMALL)),  # Huang2016: drop-path is off at test time
         ("densenet40", dict(depth=13, **SMALL)),  # transitions are plain shape-changing blocks: not deletable
         ("transformer_preln", dict(depth=2)),
     ],
@@ -166,3 +167,19 @@ def test_bench_measurements_report_counts_and_wall_clock():
     counted, wall = _lesion("resnet20", 4, 1)
     assert counted.value == pytest.approx(10 / 18, abs=1e-3) and counted.passed is False  # (n+1)/(2n), n = 9
     assert counted.unit == wall.unit == "x naive" and wall.value > 0 and "branch evaluations" in wall.detail
+
+
+def test_works_on_a_users_own_block_net_with_undeletable_blocks():
+    """Five shape-changing plain blocks (no lesion map) and one residual block."""
+    from reslab.models import Block
+
+    torch.manual_seed(0)
+    blocks = [Block(nn.Sequential(nn.Linear(w, w + 1), nn.ReLU()), None, changes_shape=True) for w in range(4, 9)]
+    blocks.append(Block(nn.Sequential(nn.Linear(9, 9), nn.ReLU()), nn.Identity()))
+    net = BlockNet(nn.Identity(), blocks, nn.Linear(9, 3), arch={}, input_shape=(4,))
+    x, y = torch.randn(20, 4), torch.randint(3, (20,))
+    result = lesion_study(net, x, y, draws=2)
+    assert deletable_blocks(net) == [5] and list(result.delete_k) == [1]  # k capped by the deletable blocks
+    assert np.isnan(result.single_error[:5]).all() and np.isfinite(result.single_error[5])
+    assert result.single_error[5] == pytest.approx(_naive_error(net, x, y, range(6), [5]))
+    assert result.reorder_k.size == 0

@@ -182,7 +182,8 @@ def lesion_study(
 ) -> LesionResult:
     """Veit2016 Fig. 3-5: single deletions, k random deletions, k random swaps.
 
-    ``delete_k`` and ``reorder_k`` default to 1..n//2 (pass [] to skip either); ``draws``
+    ``delete_k`` and ``reorder_k`` default to 1..n//2 (deletions: at most the number of
+    deletable blocks; pass [] to skip either); ``draws``
     random draws each. Random choices depend on ``seed`` only. One pass over the data:
     each batch's block inputs are computed once and reused by every lesion.
     """
@@ -195,7 +196,7 @@ def lesion_study(
     n = len(blocks)
     device = model_device(model)
     deletable = deletable_blocks(model)
-    delete_k = list(range(1, n // 2 + 1)) if delete_k is None else list(delete_k)
+    delete_k = list(range(1, min(n // 2, len(deletable)) + 1)) if delete_k is None else list(delete_k)
     reorder_k = list(range(1, n // 2 + 1)) if reorder_k is None else list(reorder_k)
     if any(k < 1 or k > len(deletable) for k in delete_k):
         raise ConfigError(f"delete_k must lie in 1..{len(deletable)} (the deletable blocks), got {delete_k}")
