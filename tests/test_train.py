@@ -311,3 +311,37 @@ def test_mlp_gets_its_input_shape_from_the_data(tmp_path):
     cfg = tiny(model="mlp_plain", model_options={"depth": 2, "width": 8}, recipe=Recipe(steps=2, batch_size=32))
     result = train(cfg, tmp_path)
     assert result["model"]["options"]["input_shape"] == [1, 8, 8] and result["params"] == 8 * 64 + 8 + 2 * 72 + 90
+
+
+def test_deferred_sync_as_on_a_gpu_gives_the_same_log_and_divergence_step(tmp_path, monkeypatch):
+    """On a GPU losses are summed on the device and read at log steps; on a CPU every step.
+    Both must log the same numbers and find the same divergence step."""
+    cfg = tiny(deterministic=True, log_every=3)
+    monkeypatch.setattr(train_loop, "SYNC_EACH_STEP", True)
+    each = train(cfg, tmp_path / "each")
+    monkeypatch.setattr(train_loop, "SYNC_EACH_STEP", False)
+    deferred = train(cfg, tmp_path / "deferred")
+    strip = [
+        {k: v for k, v in r.items() if k not in ("img_per_s", "time")}
+        for r in read_metrics(tmp_path / "each" / "metrics.jsonl")
+    ]
+    assert strip == [
+        {k: v for k, v in r.items() if k not in ("img_per_s", "time")}
+        for r in read_metrics(tmp_path / "deferred" / "metrics.jsonl")
+    ]
+    assert each["test_error"] == deferred["test_error"]
+    bad = TrainConfig(
+        "mlp_plain",
+        "identity",
+        model_options={"depth": 6, "width": 16, "init": "unit"},
+        data_options={"train_size": 64, "val_size": 16, "test_size": 16, "dim": 4},
+        recipe=Recipe(steps=50, batch_size=16, lr=10.0, schedule="constant", weight_decay=0.0),
+        eval_train_size=16,
+        log_every=7,
+    )
+    monkeypatch.setattr(train_loop, "SYNC_EACH_STEP", True)
+    a = train(bad, tmp_path / "bad-each")
+    monkeypatch.setattr(train_loop, "SYNC_EACH_STEP", False)
+    b = train(bad, tmp_path / "bad-deferred")
+    assert a["status"] == b["status"] == "diverged" and a["diverged_step"] == b["diverged_step"]
+    assert a["steps"] == b["steps"] == a["diverged_step"] - 1

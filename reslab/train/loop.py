@@ -49,6 +49,7 @@ from .recipe import lr_at
 from .task import Task, autocast_context, evaluate
 
 RESULT, MODEL = "result.json", "model.pt"
+SYNC_EACH_STEP: bool | None = None  # None: on CPUs only (see _Run.run); tests set it to check both paths
 TERMINAL = ("finished", "diverged")
 DEFAULT_AUGMENT = {"cifar10": Augment(4, True), "cifar100": Augment(4, True)}
 
@@ -160,16 +161,24 @@ def train(
 
         atomic_write_text(config_file, config.to_yaml())
     prev_det = torch.are_deterministic_algorithms_enabled()
+    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     if config.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
+        # warn_only: a few CUDA backward kernels (e.g. adaptive average pooling) have no
+        # deterministic version; they warn instead of failing. CPU runs are bit-exact.
+        torch.use_deterministic_algorithms(True, warn_only=True)
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    prev_cudnn = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
+    # cuDNN picks the fastest kernels for the shapes it sees, unless the run must be repeatable
+    torch.backends.cudnn.benchmark = not config.deterministic
+    torch.backends.cudnn.deterministic = config.deterministic
     try:
         # the run seeds and restores the global generators; the caller's state is left as it was
         with torch.random.fork_rng(devices=devices):
             return _Run(config, run_dir, list(callbacks), resume, progress, tensorboard, dataset).run()
     finally:
-        torch.use_deterministic_algorithms(prev_det)
+        torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = prev_cudnn
 
 
 class _Run:
@@ -284,6 +293,14 @@ class _Run:
             group["lr"] = lr
         for cb in self.callbacks:
             cb.on_start(ctx)
+        # On a CPU the per-step host sync is free, so every step's loss is checked before its
+        # gradients touch the weights. On a GPU it would stall the queue: loss and errors are
+        # summed on the device and read at log steps (and whenever a callback or He2015's
+        # warm-up needs each step's numbers); the step where the loss first became
+        # non-finite is still recorded exactly, but later updates have reached the weights.
+        sync_each_step = self.device.type == "cpu" if SYNC_EACH_STEP is None else SYNC_EACH_STEP
+        self._acc = torch.zeros(4, dtype=torch.float64, device=self.device)  # loss, wrong, count, first bad step
+        self._acc[3] = -1
         interrupted = _InterruptFlag()
         with interrupted:
             t0 = time.perf_counter()
@@ -299,17 +316,27 @@ class _Run:
                     out = model(x)
                     loss = task.loss(out, y)
                 wrong, count = task.errors(out.detach(), y)
-                # one host sync per step, for the loss, the batch error and (tokens) the count
-                if isinstance(count, torch.Tensor):
-                    loss_value, wrong_value, count_value = torch.stack(
-                        [loss.detach().float(), wrong.float(), count.float()]
-                    ).tolist()
+                on_device = isinstance(count, torch.Tensor)  # scored token positions; else a known int
+                vals = torch.stack(
+                    [
+                        loss.detach().double(),
+                        wrong.double(),
+                        count.double() if on_device else wrong.new_zeros((), dtype=torch.float64),
+                    ]
+                )
+                per_step = sync_each_step or self.warming or bool(self.callbacks)
+                if per_step:  # one host sync: the loss, the batch error and (tokens) the count
+                    loss_value, wrong_value, count_value = vals.tolist()
+                    count_value = count_value if on_device else count
+                    if not math.isfinite(loss_value):
+                        status, diverged_step = "diverged", step + 1
+                        break
                 else:
-                    loss_value, wrong_value = torch.stack([loss.detach().float(), wrong.float()]).tolist()
-                    count_value = count
-                if not math.isfinite(loss_value):
-                    status, diverged_step = "diverged", step + 1
-                    break
+                    acc = self._acc
+                    acc[:3] += vals
+                    acc[3] = torch.where(torch.isfinite(vals[0]) | (acc[3] >= 0), acc[3], float(step + 1))
+                    loss_value = wrong_value = None
+                    count_value = 0 if on_device else count
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 ctx.step = step
@@ -326,8 +353,9 @@ class _Run:
                 self.step = step + 1
                 ctx.step, ctx.epoch = self.step, self.step // self.steps_per_epoch
                 w = self.window
-                w["loss"] += loss_value
-                w["wrong"] += wrong_value
+                if per_step:
+                    w["loss"] += loss_value
+                    w["wrong"] += wrong_value
                 w["count"] += count_value
                 w["batches"] += 1
                 w["samples"] += len(y)
@@ -345,6 +373,10 @@ class _Run:
                     for cb in self.callbacks:
                         cb.on_step(ctx, step_metrics)
                 if log_now:
+                    bad = self._flush()
+                    if bad >= 0:
+                        status, diverged_step = "diverged", bad
+                        break
                     now = time.perf_counter()
                     w["time"] += now - t0
                     self._log_train(lr, grad_norm)
@@ -363,6 +395,10 @@ class _Run:
                 checkpoint_now = cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0
                 stop = (ctx.extra.get("stop") or interrupted.flag) and self.step < self.total
                 if (evaluate_now and self.step < self.total) or checkpoint_now or stop:
+                    bad = self._flush()
+                    if bad >= 0:
+                        status, diverged_step = "diverged", bad
+                        break
                     self.window["time"] += time.perf_counter() - t0
                     if evaluate_now and self.step < self.total:
                         self._evaluate_and_log(final=False)
@@ -374,6 +410,8 @@ class _Run:
                         break
             else:
                 self.window["time"] += time.perf_counter() - t0
+        if status == "diverged" and not sync_each_step:
+            self.step = min(self.step, diverged_step - 1)  # report the steps taken before the loss broke
         bar.update(self.step - bar.n)
         bar.close()
         if status == "diverged":
@@ -385,6 +423,17 @@ class _Run:
         if interrupted.flag:
             raise KeyboardInterrupt
         return result
+
+    def _flush(self) -> int:
+        """Move the device-side sums into the window; the first non-finite step, or -1."""
+        loss, wrong, count, bad = self._acc.tolist()
+        if loss or wrong or count or bad >= 0:
+            self.window["loss"] += loss
+            self.window["wrong"] += wrong
+            self.window["count"] += count
+            self._acc.zero_()
+            self._acc[3] = -1
+        return int(bad)
 
     def _log_train(self, lr: float, grad_norm: float | None) -> None:
         w = self.window
@@ -441,7 +490,8 @@ class _Run:
             ev = self.last_eval if fresh else self._evaluate_and_log(final=True)
             if self.config.test:
                 test_loss, test_error = self._eval(self.ds.test)  # once, at the end, never used to choose
-            save_torch(self.run_dir / MODEL, self.model.state_dict())
+            # CPU tensors, so a net trained on a GPU loads anywhere with a plain torch.load
+            save_torch(self.run_dir / MODEL, {k: v.detach().cpu() for k, v in self.model.state_dict().items()})
             self._save()
         else:
             ev = self.last_eval
