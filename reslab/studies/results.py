@@ -72,6 +72,7 @@ class StudyResult:
     elapsed_s: float = 0.0
     runs: list[str] = field(default_factory=list)  # run ids in the store
     key_number: str = ""  # the headline number for the summary table, e.g. "plain-56 68±3% vs plain-20 17±1%"
+    code: str = ""  # git commit of the (clean) checkout that computed it; empty when unknown
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:

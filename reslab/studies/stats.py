@@ -92,6 +92,10 @@ class Comparison:
     def significant(self, alpha: float = 0.05) -> bool:
         return self.p < alpha
 
+    def outcome(self, alpha: float = 0.05) -> bool | None:
+        """Significant (True), not (False), or undecidable without a variance estimate (None)."""
+        return None if math.isnan(self.p) else self.p < alpha
+
 
 def greater(a: Sequence[float], b: Sequence[float]) -> Comparison:
     """Is mean(a) greater than mean(b)? Welch's unequal-variance t-test, one-sided.

@@ -1,0 +1,75 @@
+"""``reslab reproduce`` (the whole catalogue) and ``reslab study ID`` (one study)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _common(p: argparse.ArgumentParser, default_out: str) -> None:
+    p.add_argument("--scale", default="quick", choices=("smoke", "quick", "full"), help="default: %(default)s")
+    p.add_argument("--seeds", type=int, default=None, help="seeds per trained configuration (default: the scale's)")
+    p.add_argument("--out", default=default_out, help="report directory (default: %(default)s)")
+    p.add_argument("--store", default=None, help="run store directory (default: $RESLAB_HOME or ~/.reslab)")
+    p.add_argument("--data-dir", default=None, help="where to look for datasets first")
+    p.add_argument("--executor", default="local", choices=("local", "ray"), help="default: %(default)s")
+    p.add_argument("--workers", type=int, default=None, help="local worker processes (default: 2 on CPU, 1 per GPU)")
+    p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local Ray)")
+    p.add_argument("--force", action="store_true", help="analyse again even if results.json has the study")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("reproduce", help="run the catalogue of studies and write the report")
+    p.add_argument("--only", nargs="+", metavar="ID", help="run only these studies")
+    _common(p, "reslab-report")
+    p.set_defaults(func=run_reproduce)
+    s = sub.add_parser("study", help="run one study (`reslab study --list` lists them)")
+    s.add_argument("id", nargs="?", help="study id, e.g. degradation")
+    s.add_argument("--list", action="store_true", help="list the studies and exit")
+    _common(s, "reslab-report/<id>")
+    s.set_defaults(func=run_study)
+
+
+def _default_workers() -> int:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.device_count()
+    return 2
+
+
+def _go(args: argparse.Namespace, only: list[str] | None, out: str) -> int:
+    from ..errors import ConfigError
+    from ..reproduce import reproduce
+    from ..runs.executors import make_executor
+    from ..runs.store import RunStore
+
+    if args.seeds is not None and args.seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
+    workers = args.workers if args.workers is not None else _default_workers()
+    executor = make_executor(args.executor, workers=workers, address=args.ray_address)
+    report = reproduce(
+        Path(out), scale=args.scale, only=only, seeds=args.seeds, executor=executor,
+        store=RunStore(args.store), data_dir=args.data_dir, force=args.force,
+    )  # fmt: skip
+    print(report)
+    return 0
+
+
+def run_reproduce(args: argparse.Namespace) -> int:
+    return _go(args, args.only, args.out)
+
+
+def run_study(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    from ..studies.catalogue import all_studies, get_study
+
+    if args.list:
+        for study in all_studies():
+            print(f"{study.id:<20} {study.title}")
+        return 0
+    if not args.id:
+        raise ConfigError("name a study (see `reslab study --list`)")
+    get_study(args.id)
+    out = args.out.replace("<id>", args.id)
+    return _go(args, [args.id], out)

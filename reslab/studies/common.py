@@ -1,0 +1,98 @@
+"""Helpers several studies share: run configs on Fashion-MNIST, per-seed numbers, curves."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..runs.store import RunRecord
+from ..train import TrainConfig
+from ..train.recipe import Recipe
+from .results import Series
+from .stats import Summary, summarize
+
+CHANCE_10 = 90.0  # % error of guessing among 10 classes
+
+
+def percent(value: float | None) -> float:
+    """A stored error fraction as a percentage (NaN when absent)."""
+    return math.nan if value is None else 100.0 * float(value)
+
+
+def final_error(record: RunRecord, key: str = "train_error", diverged_as: float = CHANCE_10) -> float:
+    """A run's final error in %; a diverged run counts as chance (the papers' "fail")."""
+    result = record.result or {}
+    if result.get("status") == "diverged":
+        return diverged_as
+    return percent(result.get(key))
+
+
+def errors(records: Sequence[RunRecord], key: str = "train_error") -> list[float]:
+    return [final_error(r, key) for r in records]
+
+
+def summary_dict(values: Sequence[float]) -> dict[str, float]:
+    s = summarize(values)
+    return {"mean": round(s.mean, 3), "std": round(s.std, 3), "n": s.n}
+
+
+def describe(s: Summary, unit: str = "%") -> str:
+    return f"{s.mean:.1f} ± {s.std:.1f}{unit}" if s.n > 1 else f"{s.mean:.1f}{unit}"
+
+
+def mean_curve(records: Sequence[RunRecord], kind: str, key: str) -> tuple[list[float], list[float], list[float]]:
+    """Steps, mean and std over seeds of ``key`` in the metrics lines of ``kind``, in %.
+
+    Only steps every seed logged are kept (a diverged seed's curve stops early; the
+    mean is then over the seeds still running)."""
+    per_step: dict[int, list[float]] = {}
+    for record in records:
+        for line in record.metrics():
+            if line.get("kind") == kind and isinstance(line.get(key), int | float):
+                per_step.setdefault(int(line["step"]), []).append(100.0 * line[key])
+    steps = sorted(per_step)
+    means = [float(np.mean(per_step[s])) for s in steps]
+    stds = [float(np.std(per_step[s], ddof=1)) if len(per_step[s]) > 1 else 0.0 for s in steps]
+    return [float(s) for s in steps], means, stds
+
+
+def training_curves(label: str, records: Sequence[RunRecord], color: str | None = None) -> list[Series]:
+    """He2015 Fig. 1 style: training error (solid, train-mode batches) and validation error (dashed)."""
+    steps, train, train_std = mean_curve(records, "train", "train_error")
+    out = [Series(f"{label} train", steps, train, train_std, "solid", color)]
+    vsteps, val, val_std = mean_curve(records, "eval", "val_error")
+    if vsteps:
+        out.append(Series(f"{label} test", vsteps, val, val_std, "dashed", color))
+    return out
+
+
+def fashion_config(
+    model: str,
+    recipe: Recipe,
+    seed: int,
+    model_options: dict[str, Any] | None = None,
+    train_size: int | None = None,
+    val_size: int | None = None,
+    **fields: Any,
+) -> TrainConfig:
+    """A Fashion-MNIST run (or CIFAR-10 at full scale via ``data=``), built the same way by every study."""
+    data = fields.pop("data", "fashion-mnist")
+    data_options = {k: v for k, v in (("train_size", train_size), ("val_size", val_size)) if v is not None}
+    return TrainConfig(
+        model=model, data=data, recipe=recipe, model_options=model_options or {}, data_options=data_options,
+        seed=seed, **fields,
+    )  # fmt: skip
+
+
+def recipe_text(recipe: Recipe) -> str:
+    """The recipe in one line for the report's "what was run"."""
+    d = recipe.to_dict()
+    length = f"{d['steps']} steps" if d.get("steps") else f"{d['epochs']} epochs"
+    return (
+        f"{d['optimizer'].upper()} lr {d['lr']} (momentum {d['momentum']}), {d['schedule']} schedule, "
+        f"warm-up {d['warmup']}, weight decay {d['weight_decay']}, batch {d['batch_size']}, {length}, "
+        f"precision {d['precision']}"
+    )
