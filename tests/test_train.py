@@ -10,6 +10,7 @@ from reslab.data import load_dataset
 from reslab.errors import ConfigError, UnknownModelError
 from reslab.train import Callback, Recipe, TrainConfig, evaluate, get_recipe, lr_at, read_metrics, train
 from reslab.train import loop as train_loop
+from reslab.train import setup as train_setup
 from reslab.train.task import Task
 
 
@@ -128,7 +129,7 @@ def test_a_run_writes_its_files_and_reports_numbers_that_reproduce(tmp_path):
     assert {"loss", "train_error", "lr", "grad_norm", "img_per_s", "epoch"} <= set(first) and first["grad_norm"] > 0
     # the result's numbers are those of model.pt, re-evaluated from the files alone
     ds = load_dataset(cfg.data, **cfg.data_options)
-    model = train_loop.build_model(cfg, ds)[0]
+    model = train_setup.build_model(cfg, ds)[0]
     model.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
     _, test_error = evaluate(
         model,
@@ -266,10 +267,10 @@ def test_he2015_warmup_holds_the_small_rate_until_the_error_drops(tmp_path):
 
 def test_precision_auto_uses_bf16_only_where_the_hardware_has_it(tmp_path, monkeypatch):
     cpu = torch.device("cpu")
-    monkeypatch.setattr(train_loop, "cpu_has_fast_bf16", lambda: True)
-    assert train_loop.resolve_precision("auto", cpu) == "bf16"
-    monkeypatch.setattr(train_loop, "cpu_has_fast_bf16", lambda: False)
-    assert train_loop.resolve_precision("auto", cpu) == "fp32" and train_loop.resolve_precision("bf16", cpu) == "bf16"
+    monkeypatch.setattr(train_setup, "cpu_has_fast_bf16", lambda: True)
+    assert train_setup.resolve_precision("auto", cpu) == "bf16"
+    monkeypatch.setattr(train_setup, "cpu_has_fast_bf16", lambda: False)
+    assert train_setup.resolve_precision("auto", cpu) == "fp32" and train_setup.resolve_precision("bf16", cpu) == "bf16"
     result = train(tiny(recipe=Recipe(steps=2, batch_size=32, precision="bf16")), tmp_path)
     assert result["precision"] == "bf16" and result["status"] == "finished"
 

@@ -2,9 +2,10 @@
 
 from .callbacks import Callback, TrainContext
 from .config import TrainConfig
-from .loop import build_model, read_result, resolve_precision, train
+from .loop import read_result, train
 from .metrics import read_metrics
 from .recipe import PRESETS, Recipe, get_recipe, lr_at
+from .setup import build_model, resolve_precision
 from .task import Task, evaluate
 
 __all__ = [

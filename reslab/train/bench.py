@@ -16,9 +16,10 @@ import torch
 
 from ..benchmark import Measurement
 from .config import TrainConfig
-from .loop import cpu_has_fast_bf16, resolve_device, train
+from .loop import train
 from .metrics import read_metrics
 from .recipe import Recipe
+from .setup import cpu_has_fast_bf16, resolve_device
 
 
 def _resnet20_fmnist(precision: str, steps: int, folder: Path, data: str = "fashion-mnist") -> dict:

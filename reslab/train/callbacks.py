@@ -16,7 +16,13 @@ from torch import nn
 
 @dataclass
 class TrainContext:
-    """What a callback can see: the live model and optimizer, and where the run is."""
+    """What a callback can see: the live model and optimizer, and where the run is.
+
+    ``extra`` holds the run's ``config`` (TrainConfig) and ``dataset``; a callback sets
+    ``extra["stop"] = True`` to end the run after the current step (status "stopped", with
+    a checkpoint, so the run can be resumed). Data a callback records belongs in
+    ``run_dir``, so that it stays with the run in the store.
+    """
 
     model: nn.Module
     optimizer: Any

@@ -6,19 +6,15 @@ backward, optimizer step. Every ``log_every`` steps a metrics line (with the gra
 norm, the only extra work); every epoch (or ``eval_every`` steps) a validation in eval
 mode; every ``checkpoint_every`` steps and at the end an atomic checkpoint.
 
-Augmentation defaults: CIFAR gets He2015's 4-pixel pad-and-crop and flips. Fashion-MNIST
-gets none: its quick studies run one or two epochs, where augmentation only slows
-fitting, and the claims they test are about optimization (training error).
+How a run is assembled (device, precision, model, augmentation, optimizer) is in
+``setup.py``.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import signal
 import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -29,9 +25,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..data import Augment, BatchLoader, Dataset, load_dataset
+from ..data import BatchLoader, Dataset, load_dataset
 from ..errors import ConfigError
-from ..models import count_parameters, create_model, get_entry
+from ..models import count_parameters
 from .callbacks import Callback, TrainContext
 from .checkpoint import (
     CHECKPOINT,
@@ -44,77 +40,24 @@ from .checkpoint import (
     write_json,
 )
 from .config import TrainConfig
-from .metrics import METRICS, MetricsLog
+from .metrics import METRICS, MetricsLog, plain_line, summary_line
 from .recipe import lr_at
+from .setup import (
+    InterruptFlag,
+    augmentation,
+    build_model,
+    has_conv,
+    make_optimizer,
+    resolve_device,
+    resolve_precision,
+    run_environment,
+    total_grad_norm,
+)
 from .task import Task, autocast_context, evaluate
 
 RESULT, MODEL = "result.json", "model.pt"
 SYNC_EACH_STEP: bool | None = None  # None: on CPUs only (see _Run.run); tests set it to check both paths
 TERMINAL = ("finished", "diverged")
-DEFAULT_AUGMENT = {"cifar10": Augment(4, True), "cifar100": Augment(4, True)}
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True where the CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere it is emulated and slow."""
-    try:
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    except AttributeError:
-        return False
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` = bf16 autocast where the hardware computes bf16 natively, else fp32."""
-    if precision != "auto":
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if device.type == "cpu":
-        return "bf16" if cpu_has_fast_bf16() else "fp32"
-    return "fp32"
-
-
-def build_model(config: TrainConfig, dataset: Dataset) -> tuple[nn.Module, dict[str, Any]]:
-    """The registry model with the shape arguments the data implies (explicit options win)."""
-    entry = get_entry(config.model)
-    accepted = set(entry.options())
-    options = {k: v for k, v in dataset.model_inputs().items() if k in accepted and k not in config.model_options}
-    if "in_features" in config.model_options:
-        options.pop("input_shape", None)
-    options.update(config.model_options)
-    return create_model(config.model, **options), options
-
-
-def augmentation(config: TrainConfig, dataset: Dataset) -> Augment | None:
-    r = config.recipe
-    default = DEFAULT_AUGMENT.get(dataset.name, Augment())
-    aug = Augment(default.crop if r.crop is None else r.crop, default.flip if r.flip is None else r.flip)
-    if aug.active and not dataset.is_image:
-        if r.crop or r.flip:
-            raise ConfigError(f"crop/flip augmentation needs image data; {dataset.name} is not")
-        return None
-    return aug
-
-
-def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    """SGD or AdamW over every trainable parameter (weight decay on all of them, as He2015).
-
-    The fused implementations update all parameters in one kernel: on a CPU they are 3-6x
-    faster than the default per-parameter loop, which matters for deep, narrow nets.
-    """
-    r = config.recipe
-    params = [p for p in model.parameters() if p.requires_grad]
-    fast = {"fused": True} if device.type in ("cpu", "cuda") else {"foreach": True}
-    if r.optimizer == "sgd":
-        return torch.optim.SGD(
-            params, lr=r.lr, momentum=r.momentum, nesterov=r.nesterov, weight_decay=r.weight_decay, **fast
-        )
-    return torch.optim.AdamW(params, lr=r.lr, betas=r.betas, weight_decay=r.weight_decay, **fast)
 
 
 def read_result(run_dir: Path) -> dict[str, Any] | None:
@@ -160,25 +103,8 @@ def train(
         from .checkpoint import atomic_write_text
 
         atomic_write_text(config_file, config.to_yaml())
-    prev_det = torch.are_deterministic_algorithms_enabled()
-    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    if config.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        # warn_only: a few CUDA backward kernels (e.g. adaptive average pooling) have no
-        # deterministic version; they warn instead of failing. CPU runs are bit-exact.
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
-    prev_cudnn = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
-    # cuDNN picks the fastest kernels for the shapes it sees, unless the run must be repeatable
-    torch.backends.cudnn.benchmark = not config.deterministic
-    torch.backends.cudnn.deterministic = config.deterministic
-    try:
-        # the run seeds and restores the global generators; the caller's state is left as it was
-        with torch.random.fork_rng(devices=devices):
-            return _Run(config, run_dir, list(callbacks), resume, progress, tensorboard, dataset).run()
-    finally:
-        torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
-        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = prev_cudnn
+    with run_environment(config):
+        return _Run(config, run_dir, list(callbacks), resume, progress, tensorboard, dataset).run()
 
 
 class _Run:
@@ -198,7 +124,7 @@ class _Run:
             raise ConfigError("the he2015 warm-up watches the training error; it needs a classification task")
         torch.manual_seed(config.seed)
         self.model, self.model_options = build_model(config, dataset)
-        self.channels_last = bool(r.channels_last and dataset.is_image and _has_conv(self.model))
+        self.channels_last = bool(r.channels_last and dataset.is_image and has_conv(self.model))
         self.model.to(self.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -301,7 +227,7 @@ class _Run:
         sync_each_step = self.device.type == "cpu" if SYNC_EACH_STEP is None else SYNC_EACH_STEP
         self._acc = torch.zeros(4, dtype=torch.float64, device=self.device)  # loss, wrong, count, first bad step
         self._acc[3] = -1
-        interrupted = _InterruptFlag()
+        interrupted = InterruptFlag()
         with interrupted:
             t0 = time.perf_counter()
             while self.step < self.total:
@@ -348,7 +274,7 @@ class _Run:
                 if r.grad_clip is not None:
                     grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), r.grad_clip))
                 elif log_now:
-                    grad_norm = _grad_norm(model)
+                    grad_norm = total_grad_norm(model)
                 opt.step()
                 self.step = step + 1
                 ctx.step, ctx.epoch = self.step, self.step // self.steps_per_epoch
@@ -388,7 +314,7 @@ class _Run:
                             loss=f"{last['loss']:.3f}", err=f"{100 * last['train_error']:.1f}%", refresh=False
                         )
                     if plain and (self.step % plain_every < cfg.log_every or self.step == self.total):
-                        print(_plain_line(self.step, self.total, last), flush=True)
+                        print(plain_line(self.step, self.total, last), flush=True)
                 evaluate_now = (
                     self.step % cfg.eval_every == 0 if cfg.eval_every else self.step % self.steps_per_epoch == 0
                 )
@@ -419,7 +345,7 @@ class _Run:
         result = self._finish(status, diverged_step)
         self.log.close()
         if plain or not bar.disable:
-            print(_summary_line(result), flush=True)
+            print(summary_line(result), flush=True)
         if interrupted.flag:
             raise KeyboardInterrupt
         return result
@@ -529,60 +455,3 @@ class _Run:
         for cb in self.callbacks:
             cb.on_end(self.ctx, result)
         return result
-
-
-class _InterruptFlag:
-    """The first Ctrl-C asks the loop to stop at the next step boundary (with a checkpoint);
-    a second one interrupts at once. Only in the main thread, where signals are delivered."""
-
-    def __init__(self):
-        self.flag = False
-        self._previous = None
-
-    def _handle(self, signum, frame):
-        self.flag = True
-        signal.signal(signal.SIGINT, self._previous)
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGINT, self._handle)
-            self._previous = previous if previous is not None else signal.default_int_handler
-        return self
-
-    def __exit__(self, *exc):
-        if self._previous is not None and not self.flag:
-            signal.signal(signal.SIGINT, self._previous)
-        return False
-
-
-def _has_conv(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.Conv2d) for m in model.modules())
-
-
-def _grad_norm(model: nn.Module) -> float:
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    if not grads:
-        return 0.0
-    return float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))))
-
-
-def _plain_line(step: int, total: int, rec: dict[str, Any]) -> str:
-    speed = f"{rec['img_per_s']:.0f} img/s" if rec.get("img_per_s") else ""
-    return (
-        f"step {step}/{total}  loss {rec['loss']:.4f}  train err {100 * rec['train_error']:.2f}%  "
-        f"lr {rec['lr']:.4g}  {speed}"
-    )
-
-
-def _summary_line(result: dict[str, Any]) -> str:
-    def pct(v):
-        if v is None:
-            return "n/a"
-        return f"{v:.4g}" if result["error_metric"] == "mse" else f"{100 * v:.2f}%"
-
-    extra = f" at step {result['diverged_step']}" if result["diverged_step"] else ""
-    return (
-        f"{result['status']}{extra}: {result['steps']} steps, train {pct(result['train_error'])}, "
-        f"val {pct(result['val_error'])}, test {pct(result['test_error'])}, "
-        f"{result['img_per_s'] or 0:.0f} img/s, {result['wall_time_s']:.1f} s"
-    )

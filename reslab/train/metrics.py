@@ -77,3 +77,25 @@ def check_tensorboard() -> None:
         raise ConfigError(
             "--tensorboard needs the tensorboard package: pip install 'reslab[tensorboard]' (or pip install tensorboard)"
         ) from None
+
+
+def plain_line(step: int, total: int, rec: dict[str, Any]) -> str:
+    speed = f"{rec['img_per_s']:.0f} img/s" if rec.get("img_per_s") else ""
+    return (
+        f"step {step}/{total}  loss {rec['loss']:.4f}  train err {100 * rec['train_error']:.2f}%  "
+        f"lr {rec['lr']:.4g}  {speed}"
+    )
+
+
+def summary_line(result: dict[str, Any]) -> str:
+    def pct(v):
+        if v is None:
+            return "n/a"
+        return f"{v:.4g}" if result["error_metric"] == "mse" else f"{100 * v:.2f}%"
+
+    extra = f" at step {result['diverged_step']}" if result["diverged_step"] else ""
+    return (
+        f"{result['status']}{extra}: {result['steps']} steps, train {pct(result['train_error'])}, "
+        f"val {pct(result['val_error'])}, test {pct(result['test_error'])}, "
+        f"{result['img_per_s'] or 0:.0f} img/s, {result['wall_time_s']:.1f} s"
+    )

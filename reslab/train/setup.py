@@ -1,0 +1,149 @@
+"""The parts a run is assembled from: device, precision, model, augmentation, optimizer.
+
+Augmentation defaults: CIFAR gets He2015's 4-pixel pad-and-crop and flips. Fashion-MNIST
+gets none: its quick studies run one or two epochs, where augmentation only slows
+fitting, and the claims they test are about optimization (training error).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data import Augment, Dataset
+from ..errors import ConfigError
+from ..models import create_model, get_entry
+from .config import TrainConfig
+
+DEFAULT_AUGMENT = {"cifar10": Augment(4, True), "cifar100": Augment(4, True)}
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True where the CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere it is emulated and slow."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` = bf16 autocast where the hardware computes bf16 natively, else fp32."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        return "bf16" if cpu_has_fast_bf16() else "fp32"
+    return "fp32"
+
+
+def build_model(config: TrainConfig, dataset: Dataset) -> tuple[nn.Module, dict[str, Any]]:
+    """The registry model with the shape arguments the data implies (explicit options win)."""
+    entry = get_entry(config.model)
+    accepted = set(entry.options())
+    options = {k: v for k, v in dataset.model_inputs().items() if k in accepted and k not in config.model_options}
+    if "in_features" in config.model_options:
+        options.pop("input_shape", None)
+    options.update(config.model_options)
+    return create_model(config.model, **options), options
+
+
+def augmentation(config: TrainConfig, dataset: Dataset) -> Augment | None:
+    r = config.recipe
+    default = DEFAULT_AUGMENT.get(dataset.name, Augment())
+    aug = Augment(default.crop if r.crop is None else r.crop, default.flip if r.flip is None else r.flip)
+    if aug.active and not dataset.is_image:
+        if r.crop or r.flip:
+            raise ConfigError(f"crop/flip augmentation needs image data; {dataset.name} is not")
+        return None
+    return aug
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """SGD or AdamW over every trainable parameter (weight decay on all of them, as He2015).
+
+    The fused implementations update all parameters in one kernel: on a CPU they are 3-6x
+    faster than the default per-parameter loop, which matters for deep, narrow nets.
+    """
+    r = config.recipe
+    params = [p for p in model.parameters() if p.requires_grad]
+    fast = {"fused": True} if device.type in ("cpu", "cuda") else {"foreach": True}
+    if r.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=r.lr, momentum=r.momentum, nesterov=r.nesterov, weight_decay=r.weight_decay, **fast
+        )
+    return torch.optim.AdamW(params, lr=r.lr, betas=r.betas, weight_decay=r.weight_decay, **fast)
+
+
+class InterruptFlag:
+    """The first Ctrl-C asks the loop to stop at the next step boundary (with a checkpoint);
+    a second one interrupts at once. Only in the main thread, where signals are delivered."""
+
+    def __init__(self):
+        self.flag = False
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        self.flag = True
+        signal.signal(signal.SIGINT, self._previous)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = previous if previous is not None else signal.default_int_handler
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None and not self.flag:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+@contextmanager
+def run_environment(config: TrainConfig) -> Iterator[None]:
+    """Global torch settings for one run, restored afterwards, and the caller's RNG state kept.
+
+    Deterministic runs use deterministic algorithms (``warn_only``: a few CUDA backward
+    kernels, e.g. adaptive average pooling, have no deterministic version and warn instead
+    of failing; CPU runs are bit-exact) and no cuDNN autotuning; others let cuDNN pick the
+    fastest kernels for the shapes it sees.
+    """
+    prev_det = torch.are_deterministic_algorithms_enabled()
+    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    prev_cudnn = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
+    if config.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = not config.deterministic
+    torch.backends.cudnn.deterministic = config.deterministic
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    try:
+        with torch.random.fork_rng(devices=devices):  # the run seeds the global generators
+            yield
+    finally:
+        torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = prev_cudnn
+
+
+def has_conv(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
+def total_grad_norm(model: nn.Module) -> float:
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return 0.0
+    return float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))))
