@@ -2,23 +2,42 @@
 
 from .adapters import adapt_timm_resnet, adapt_torchvision_resnet, as_block_net
 from .curvature import hessian_extremes, negative_curvature_share
+from .gradflow import GradientNorms, LayerResponses, ShortcutShares, gradient_norms, layer_responses, shortcut_shares
+from .gradflow_record import GradientFlowHistory, GradientFlowRecorder
+from .identity import IdentityResult, IdentitySettings, identity_fitting
 from .landscape import LandscapeResult, filter_norms, loss_interpolation, loss_line, loss_plane, random_direction
 from .lesion import LesionResult, kendall_tau, lesion_cost, lesion_predictions, lesion_study
 from .paths import PathResult, PathSampler, path_counts, path_gradients, shortest_interval, skippable_blocks
+from .propagation import Propagation, signal_propagation
 from .result import ProbeResult
+from .shattered import ShatteredResult, shattered_gradients
+from .tangents import input_gradients
 
 __all__ = [
+    "GradientFlowHistory",
+    "GradientFlowRecorder",
+    "GradientNorms",
+    "IdentityResult",
+    "IdentitySettings",
     "LandscapeResult",
+    "LayerResponses",
     "LesionResult",
     "PathResult",
     "PathSampler",
     "ProbeResult",
+    "Propagation",
+    "ShatteredResult",
+    "ShortcutShares",
     "adapt_timm_resnet",
     "adapt_torchvision_resnet",
     "as_block_net",
     "filter_norms",
+    "gradient_norms",
     "hessian_extremes",
+    "identity_fitting",
+    "input_gradients",
     "kendall_tau",
+    "layer_responses",
     "lesion_cost",
     "lesion_predictions",
     "lesion_study",
@@ -29,6 +48,9 @@ __all__ = [
     "path_counts",
     "path_gradients",
     "random_direction",
+    "shattered_gradients",
+    "shortcut_shares",
     "shortest_interval",
+    "signal_propagation",
     "skippable_blocks",
 ]

@@ -1,15 +1,15 @@
 """Speed targets of the probes layer, for ``reslab bench``.
 
-Created by the Probes II work (lesions, landscapes: ``ensemble_bench.py``); the Probes I
-measurements (gradient flow, propagation, shattered gradients) are to be appended to the
-list below by their author.
+Probes II (lesions, landscapes): ``ensemble_bench.py``. Probes I (gradient flow,
+propagation, shattered gradients, identity fitting): ``signal_bench.py``.
 """
 
 from __future__ import annotations
 
 from ..benchmark import Measurement
 from .ensemble_bench import bench_ensemble
+from .signal_bench import bench_signal
 
 
 def bench() -> list[Measurement]:
-    return [*bench_ensemble()]
+    return [*bench_ensemble(), *bench_signal()]
