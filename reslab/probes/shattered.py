@@ -149,6 +149,7 @@ def shattered_gradients(
     detail_depths: Sequence[int] = (1, 8, 24, 50),
     first_seed: int = 0,
     dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
 ) -> ShatteredResult:
     """Balduzzi2017 Fig. 1-3: input-gradient curves of random MLPs for families x depths x seeds.
 
@@ -164,11 +165,12 @@ def shattered_gradients(
     for name in families:
         t0 = time.perf_counter()
         nets = [
-            build_family_net(name, max_depth, first_seed + s, width, beta, bias_std).to(dtype) for s in range(seeds)
+            build_family_net(name, max_depth, first_seed + s, width, beta, bias_std).to(device, dtype)
+            for s in range(seeds)
         ]
         t1 = time.perf_counter()
         grads = stacked_prefix_gradients(nets, grid.to(dtype).unsqueeze(1), include_stem=FAMILIES[name].stem_is_layer)
-        per_family.append(grads.double().numpy())  # (D, S, N)
+        per_family.append(grads.double().cpu().numpy())  # (D, S, N)
         del nets
         build_s, grad_s = build_s + t1 - t0, grad_s + time.perf_counter() - t1
     g = np.stack(per_family)  # (F, D, S, N)
@@ -183,6 +185,7 @@ def shattered_gradients(
         bias_std=bias_std,
         first_seed=first_seed,
         dtype=str(dtype).replace("torch.", ""),
+        device=str(device),
         batchnorm="batch statistics of the grid, held fixed",
         depth="feedforward: hidden ReLU layers; residual: residual units",
     )

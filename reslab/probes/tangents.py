@@ -202,8 +202,8 @@ def stacked_prefix_gradients(nets: Sequence[nn.Module], x: torch.Tensor, include
         raise ConfigError(f"inputs must have shape (N, 1), got {tuple(x.shape)}")
     stack = StackedNets(nets)
     net = stack.base
-    dtype = next(net.parameters()).dtype
-    pair = torch.stack([x[:, 0].to(dtype), torch.ones(len(x), dtype=dtype)])  # (2, N)
+    param = next(net.parameters())
+    pair = torch.stack([x[:, 0], torch.ones_like(x[:, 0])]).to(param.device, param.dtype)  # (2, N)
     z = pair.expand(len(stack.nets), 1, 2, len(x)).contiguous()
     with torch.no_grad():
         z = stack.run(net.stem, z)
