@@ -7,7 +7,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
+from ..data import load_dataset
+from ..data.loader import eval_batches
 from ..runs.store import RunRecord
 from ..train import TrainConfig
 from ..train.recipe import Recipe
@@ -96,3 +99,11 @@ def recipe_text(recipe: Recipe) -> str:
         f"warm-up {d['warmup']}, weight decay {d['weight_decay']}, batch {d['batch_size']}, {length}, "
         f"precision {d['precision']}"
     )
+
+
+def eval_data(config: TrainConfig, split: str = "test", n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` examples of a run's ``split``, normalized exactly as the run saw them."""
+    dataset = load_dataset(config.data, config.data_dir, **config.data_options)
+    part = getattr(dataset, split)
+    part = part.take(slice(0, n)) if n else part
+    return next(eval_batches(part, len(part), mean=dataset.mean, std=dataset.std))
