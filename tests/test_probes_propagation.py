@@ -44,7 +44,7 @@ def test_lambda_to_the_k_inside_a_cnn_stage():
     net = reslab.create_model("resnet20", shortcut="scale", shortcut_scale=0.5, order="preact", in_channels=1)
     r = signal_propagation(net, torch.randn(4, 1, 16, 16), torch.randint(0, 10, (4,)), branch_scale=0.0)
     same = [i for i, b in enumerate(net.blocks) if not b.changes_shape]
-    assert len(same) == 7
+    assert len(same) == 7 and r.changes_shape.sum() == 2
     np.testing.assert_allclose(r.ratio[same] / r.ratio[[i + 1 for i in same]], 0.5, rtol=1e-6)
 
 

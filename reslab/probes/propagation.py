@@ -6,7 +6,11 @@ lower unit without passing through a weight layer. ``signal_propagation`` measur
 every block boundary x_l (x_0 the stem output, x_L the last block's output):
 
 - the ratio ‖∂E/∂x_l‖ / ‖∂E/∂x_L‖ (He2016's argument: it stays >= about 1 with identity
-  shortcuts, collapses in a plain stack, and becomes Π λ_i with shortcuts scaled by λ_i);
+  shortcuts, collapses in a plain stack, and becomes Π λ_i with shortcuts scaled by λ_i).
+  Norms are over whole tensors, so a downsampling block (``changes_shape``) changes the
+  ratio even with nothing but its shortcut: He2015's option A keeps the gradient of one
+  position in four and drops that of the zero-padded channels (about 1/(2√2) per
+  downsampling). He2016's identity argument holds within a stage;
 - the **identity term** d_l: the gradient at x_l carried by the path that takes the
   shortcut in every block from l to L (all blocks in mode ``grad-skip-only``: the
   forward pass is unchanged, the backward signal may not enter any branch). With
@@ -46,6 +50,7 @@ class Propagation(ProbeResult):
     """Backward signal at every block boundary x_0..x_L (see the module docstring)."""
 
     has_shortcut: np.ndarray  # (blocks,) bool
+    changes_shape: np.ndarray  # (blocks,) bool: downsampling blocks, whose shortcut need not keep the norm
     grad_norms: np.ndarray  # (blocks + 1,) ‖∂E/∂x_l‖
     ratio: np.ndarray  # (blocks + 1,) ‖∂E/∂x_l‖ / ‖∂E/∂x_L‖
     identity_norms: np.ndarray  # (blocks + 1,) ‖d_l‖
@@ -137,6 +142,7 @@ def signal_propagation(
         share = np.where(d_n + r_n > 0, d_n / (d_n + r_n), np.nan)
     return Propagation(
         has_shortcut=np.array([b.has_shortcut for b in net.blocks]),
+        changes_shape=np.array([b.changes_shape for b in net.blocks]),
         grad_norms=g,
         ratio=ratio,
         identity_norms=d_n,
