@@ -163,7 +163,7 @@ def _train_by_hand(net, recorder, steps, run_dir=None, state=None):
 def test_recorder_builds_layer_by_step_matrices(tmp_path):
     net = mlp(depth=4, width=12, in_features=6, norm="bn", shortcut="identity")
     recorder = GradientFlowRecorder(every=3)
-    expected = _train_by_hand(net, recorder, range(8), run_dir=tmp_path)
+    expected = _train_by_hand(net, recorder, range(8), run_dir=str(tmp_path))
     h = recorder.result()
     assert list(h.steps) == [0, 3, 6]
     assert h.weight_grad_norms.shape == (6, 3) and h.activation_grad_norms.shape == (5, 3)

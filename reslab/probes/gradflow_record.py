@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -99,7 +100,7 @@ class GradientFlowRecorder(Callback):
     def on_end(self, ctx: TrainContext, result: dict[str, Any]) -> None:
         self._remove_hooks()
         if self.filename and ctx.run_dir is not None and self._steps:
-            self.result().save(ctx.run_dir / self.filename)
+            self.result().save(Path(ctx.run_dir) / self.filename)
 
     # ------------------------------------------------------------------ state
     def result(self) -> GradientFlowHistory:
