@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from reslab.cli import main
+from reslab.environment import git_state
 from reslab.report import ReportError, collect_env, load_results, render_report
-from reslab.report.environment import git_state
 from reslab.report.sample import sample_results
 from reslab.report.values import fmt_duration, fmt_mean_std, fmt_value, paired_rows, unique_slugs
 

@@ -4,7 +4,7 @@ It reads result files only (never runs anything), so ``reslab report DIR`` can r
 report anywhere from ``DIR/results.json`` alone.
 """
 
-from .environment import collect_env
+from ..environment import collect_env
 from .load import RESULTS_FILE, ReportError, Results, load_results
 from .render import ReportPaths, render_report
 

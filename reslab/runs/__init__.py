@@ -1,6 +1,6 @@
 """Run directories, the SQLite run index, and the store that trains each config once."""
 
-from .env import collect_env
+from ..environment import collect_env
 from .index import RunIndex
 from .store import RunRecord, RunStore, default_root
 

@@ -26,11 +26,11 @@ from typing import Any
 from torch import nn
 
 from ..data import Dataset, load_dataset
+from ..environment import collect_env
 from ..errors import ConfigError, ReslabError
 from ..models import get_entry
 from ..train import Callback, TrainConfig, read_metrics, read_result, train
 from ..train.checkpoint import CHECKPOINT, atomic_write_text, load_torch, write_json
-from .env import collect_env
 from .index import RunIndex
 
 TERMINAL = ("finished", "diverged")

@@ -1,11 +1,14 @@
-"""``collect_env()``: what a reader needs to know about the machine and code behind a report.
+"""``collect_env()``: the software, hardware and code version behind a run or a report.
 
-Versions, hardware and the exact commit (with a dirty flag) of the reslab checkout. Every
-probe is best-effort: a missing tool gives a value that says so, never an exception.
+Versions, hardware and the exact commit (with a dirty flag) of the reslab checkout; it
+goes into every run's env.json and into results.json. Every probe is best-effort: a
+missing tool gives a value that says so, never an exception. Used by ``runs/`` and
+``report/`` alike, so it lives at the bottom of the package and imports nothing of reslab.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import subprocess
@@ -61,7 +64,7 @@ def git_state(root: Path | None = None) -> dict[str, Any]:
     Only a repository whose top level is the directory holding the ``reslab`` package counts,
     so an installed copy inside some other repository does not report that repository's commit.
     """
-    root = root or Path(__file__).resolve().parents[2]
+    root = root or Path(__file__).resolve().parents[1]
     top = _run(["git", "rev-parse", "--show-toplevel"], root)
     if top is None or Path(top).resolve() != root.resolve():
         return {"git_commit": f"not a git checkout ({root})", "git_dirty": None}
@@ -90,6 +93,7 @@ def _torch() -> dict[str, Any]:
     return info
 
 
+@functools.cache  # a git call per run of a sweep would add up; the facts do not change in a process
 def collect_env() -> dict[str, Any]:
     """Versions, hardware and git state, as a flat JSON-ready dict (results.json's ``env``)."""
     try:
