@@ -11,6 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+import torch.nn.functional as F
+
 from ..errors import ConfigError
 from . import cifar, fashion, synthetic
 from .base import Dataset, Split, channel_stats, hold_out
@@ -46,7 +49,9 @@ def load_dataset(
             (synthetic tasks).
         options: ``verify=False`` (Fashion-MNIST: accept IDX files whose checksums differ
             from the official ones), ``labels="coarse"`` (CIFAR-100's 20 superclasses);
-            synthetic tasks take ``test_size`` and their generator's options (e.g.
+            ``image_size`` (real images averaged down to that size), ``test_size`` (the
+            first N test images; real data and synthetic tasks alike), and synthetic
+            tasks take their generator's options (e.g.
             ``seq_len``, ``vocab``, ``dim``).
 
     The last few datasets are cached in memory (files are re-read when they change):
@@ -79,7 +84,8 @@ def _load(name: str, data_dir, train_size, val_size, data_seed: int, options: di
         return synthetic.make(name, seed=data_seed, train_size=train_size, val_size=val_size, **options)
     if name not in REAL:
         raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} (see `reslab data ls`)")
-    allowed = {"fashion-mnist": {"verify"}, "cifar10": set(), "cifar100": {"labels"}}[name]
+    common = {"image_size", "test_size"}
+    allowed = {"fashion-mnist": {"verify"} | common, "cifar10": common, "cifar100": {"labels"} | common}[name]
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise ConfigError(
@@ -96,6 +102,14 @@ def _load(name: str, data_dir, train_size, val_size, data_seed: int, options: di
         train_x, train_y, test_x, test_y, classes, path = cifar.load_raw(name, data_dir, labels)
         num_classes = 20 if labels == "coarse" else cifar.FORMATS[name].num_classes
         source = str(path)
+    test_size = options.get("test_size")
+    if test_size is not None:
+        if not isinstance(test_size, int) or not 0 < test_size <= len(test_x):
+            raise ConfigError(f"{name}: test_size must be in [1, {len(test_x)}], got {test_size!r}")
+        # the first test_size test images (the official order is already class-balanced enough)
+        test_x, test_y = test_x[:test_size], test_y[:test_size]
+    if options.get("image_size"):
+        train_x, test_x = (downsample(x, options["image_size"]) for x in (train_x, test_x))
     val_size = DEFAULT_VAL_SIZE[name] if val_size is None else val_size
     train, val = hold_out(Split(train_x, train_y), val_size, train_size, data_seed, name)
     mean, std = channel_stats(train.x)
@@ -114,6 +128,22 @@ def _load(name: str, data_dir, train_size, val_size, data_seed: int, options: di
         source=source,
         info=info,
     )
+
+
+def downsample(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 images (N, C, H, W) averaged down to size x size (H must be a multiple of size).
+
+    A cheaper version of the same task: the quick studies train on 14x14 Fashion-MNIST so
+    that deep CNNs fit the CPU budget (4x fewer pixels, the same ten classes).
+    """
+    height = images.shape[-1]
+    if not isinstance(size, int) or size < 1 or height % size:
+        raise ConfigError(f"image_size must divide the image size {height}, got {size!r}")
+    if size == height:
+        return images
+    factor = height // size
+    out = torch.cat([F.avg_pool2d(chunk.float(), factor) for chunk in images.split(10_000)])
+    return out.round_().to(torch.uint8)
 
 
 def dataset_status(data_dir: str | Path | None = None) -> list[dict[str, str]]:
