@@ -15,15 +15,18 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import torch
+
+from .environment import collect_env
 from .errors import ConfigError
 from .report import render_report
 from .report.render import write_atomic
-from .runs.env import collect_env
 from .runs.executors import Executor
 from .runs.store import RunStore
-from .studies.base import SCALES, StudyContext
+from .studies.base import SCALES, Study, StudyContext
 from .studies.catalogue import get_study, study_ids
 from .studies.results import StudyResult
+from .train import TrainConfig
 
 RESULTS = "results.json"
 
@@ -57,7 +60,7 @@ def reproduce(
     log: Callable[[str], None] = print,
 ) -> Path:
     """Run the catalogue (or ``only`` some studies) at ``scale``; returns the report's path."""
-    from .runs.executors import LocalExecutor
+    from .runs.executors import LocalExecutor, cores
 
     if scale not in SCALES:
         raise ConfigError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
@@ -84,20 +87,43 @@ def reproduce(
         write_atomic(out_dir / RESULTS, json.dumps(payload, indent=1, allow_nan=True).encode())
         render_report(out_dir)
 
-    for n, study in enumerate(studies, 1):
-        n_seeds = study.seeds_for(scale, seeds)
-        old = previous.get(study.id)
-        if not force and old and old.get("seeds") == n_seeds and code and old.get("code") == code:
-            log(f"[{n}/{len(studies)}] {study.id}: kept from the previous run ({old.get('verdict')})")
-            done[study.id] = old
-            continue
-        log(f"[{n}/{len(studies)}] {study.id} ({scale}, {n_seeds} seed{'s' * (n_seeds != 1)}): {study.title}")
-        ctx = StudyContext(scale, n_seeds, store, executor, out_dir, data_dir, log)
-        result: StudyResult = study.run(ctx)
-        result.code = code
-        done[study.id] = result.to_dict()
-        log(f"[{n}/{len(studies)}] {study.id}: {result.verdict} ({result.elapsed_s:.0f}s)")
-        save()
-    if not studies or all(done.get(s.id) is previous.get(s.id) for s in studies):
+    todo = [
+        st for st in studies
+        if force or not (previous.get(st.id) and code and previous[st.id].get("code") == code
+                         and previous[st.id].get("seeds") == st.seeds_for(scale, seeds))
+    ]  # fmt: skip
+
+    # every training run the remaining studies need starts now, in catalogue order; each
+    # analysis then waits only for its own runs, and those at initialization go first
+    def runs_of(st: Study) -> list[TrainConfig]:
+        configs = [*st.runs_for(scale, seeds), *(c for u in st.uses for c in get_study(u).runs_for(scale, seeds))]
+        return [c.replace(data_dir=data_dir) if data_dir else c for c in configs]
+
+    queue = {c.hash(): c for st in todo for c in runs_of(st)}
+    executor.prefetch(store, list(queue.values()))
+    position = {h: i for i, h in enumerate(queue)}
+    order = sorted(todo, key=lambda st: max((position[c.hash()] for c in runs_of(st)), default=-1))
+    threads = torch.get_num_threads()
+    workers = getattr(executor, "workers", 1)
+    if workers > 1 and queue and not torch.cuda.is_available():
+        torch.set_num_threads(max(1, cores() - workers))  # the analyses share the CPU with the workers
+    try:
+        for st in studies:
+            if st not in todo:
+                log(f"{st.id}: kept from the previous run ({previous[st.id].get('verdict')})")
+                done[st.id] = previous[st.id]
+        for n, study in enumerate(order, 1):
+            n_seeds = study.seeds_for(scale, seeds)
+            log(f"[{n}/{len(order)}] {study.id} ({scale}, {n_seeds} seed{'s' * (n_seeds != 1)}): {study.title}")
+            ctx = StudyContext(scale, n_seeds, store, executor, out_dir, data_dir, log)
+            result: StudyResult = study.run(ctx)
+            result.code = code
+            done[study.id] = result.to_dict()
+            log(f"[{n}/{len(order)}] {study.id}: {result.verdict} ({result.elapsed_s:.0f}s)")
+            save()
+    finally:
+        executor.close()
+        torch.set_num_threads(threads)
+    if not order:
         save()  # nothing new was computed: still write the merged results and the report
     return out_dir / "report.html"

@@ -4,7 +4,8 @@ store, so a finished run is never trained twice and an interrupted one resumes.
 - ``LocalExecutor(workers=1)``: in this process, one run after another.
 - ``LocalExecutor(workers=N)``: N worker processes on this machine, each with its share of
   the CPU threads (small nets are limited by Python overhead, so two single-threaded
-  processes beat one two-threaded process on 2 cores), or one process per GPU.
+  processes beat one two-threaded process on 2 cores), or one process per GPU. Runs can
+  be started ahead of time (``prefetch``) so the caller analyses while workers train.
 - ``RayExecutor(address)``: the same runs as Ray tasks on a cluster (or a local Ray
   instance); workers must see the same store directory (a shared file system).
 """
@@ -29,6 +30,10 @@ Log = Callable[[str], None]
 class Executor(Protocol):
     def run_all(self, store: RunStore, configs: Sequence[TrainConfig], label: str = "") -> list[RunRecord]: ...
 
+    def prefetch(self, store: RunStore, configs: Sequence[TrainConfig]) -> None: ...
+
+    def close(self) -> None: ...
+
 
 class _Progress:
     """One plain line per finished run: which study, which run, its result, and an ETA."""
@@ -48,59 +53,98 @@ class _Progress:
         else:
             elapsed = time.perf_counter() - self.start
             eta = elapsed / self.trained * (self.total - self.done)
-            timing = f"{result.get('wall_time_s', 0):.0f}s, ETA {eta:.0f}s for {self.label or 'this batch'}"
+            timing = f"{result.get('wall_time_s', 0):.0f}s; {self.label or 'batch'} done in ~{eta:.0f}s"
         self.log(f"  [{self.label}] run {self.done}/{self.total} {record.id}: {what} ({timing})")
 
 
-def _cores() -> int:
+def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def _finished(store: RunStore, config: TrainConfig) -> RunRecord | None:
+    found = store.lookup(config)
+    return found if found is not None and found.done and found.result is not None else None
+
+
 class LocalExecutor:
-    def __init__(self, workers: int = 1, log: Log = print, progress: bool = False):
+    """Runs on this machine: in-process (``workers=1``) or in a pool of worker processes.
+
+    ``devices``: one device per worker (e.g. ``["cuda:0", "cuda:1"]``); each worker then
+    sees only its own GPU. On a CPU each worker gets ``cores // workers`` threads.
+    """
+
+    def __init__(self, workers: int = 1, log: Log = print, progress: bool = False, devices: Sequence[str] = ()):
         if workers < 1:
             raise ConfigError(f"workers must be >= 1, got {workers}")
-        self.workers, self.log, self.progress = workers, log, progress
+        if devices and len(devices) != workers:
+            raise ConfigError(f"got {len(devices)} devices for {workers} workers")
+        self.workers, self.log, self.progress, self.devices = workers, log, progress, list(devices)
+        self._pool: ProcessPoolExecutor | None = None
+        self._futures: dict[str, Future] = {}
+
+    def _submit(self, store: RunStore, config: TrainConfig) -> Future:
+        h = config.hash()
+        if h not in self._futures:
+            if self._pool is None:
+                ctx = mp.get_context("spawn")  # forking a process that already runs torch threads can deadlock
+                queue = ctx.Queue()
+                for d in self.devices:
+                    queue.put(d)
+                threads = 1 if self.devices else max(1, cores() // self.workers)
+                self._pool = ProcessPoolExecutor(self.workers, ctx, _init_worker, (threads, queue))
+            self._futures[h] = self._pool.submit(_train_one, str(store.root), config)
+        return self._futures[h]
+
+    def prefetch(self, store: RunStore, configs: Sequence[TrainConfig]) -> None:
+        """Start training ``configs`` in the background (with worker processes only)."""
+        if self.workers > 1:
+            for config in configs:
+                if _finished(store, config) is None:
+                    self._submit(store, config)
 
     def run_all(self, store: RunStore, configs: Sequence[TrainConfig], label: str = "") -> list[RunRecord]:
         configs = list(configs)
         progress = _Progress(len(configs), label, self.log)
         records: dict[str, RunRecord] = {}
-        todo = []
-        for config in configs:  # finished runs come straight from the index
-            found = store.lookup(config)
-            if found is not None and found.done and found.result is not None:
-                records[config.hash()] = found
+        pending: dict[Future, TrainConfig] = {}
+        for config in configs:
+            h = config.hash()
+            if h in records or any(c.hash() == h for c in pending.values()):
+                continue
+            found = _finished(store, config)
+            if found is not None:
+                records[h] = found
                 progress.finished(found, cached=True)
-            elif config.hash() not in {c.hash() for c in todo}:
-                todo.append(config)
-        if self.workers == 1 or len(todo) <= 1:
-            for config in todo:
-                record = store.run(config, progress=self.progress)
+            elif self.workers == 1:
+                records[h] = store.run(config, progress=self.progress)
+                progress.finished(records[h], cached=False)
+            else:
+                pending[self._submit(store, config)] = config
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                config = pending.pop(future)
+                future.result()  # re-raises a worker's error here
+                record = _finished(store, config)
+                if record is None:
+                    raise ReslabError(f"run {config.run_id()} ended in a worker but has no result in the store")
                 records[config.hash()] = record
                 progress.finished(record, cached=False)
-        else:
-            self._parallel(store, todo, records, progress)
         return [records[c.hash()] for c in configs]
 
-    def _parallel(self, store: RunStore, todo: list[TrainConfig], records: dict, progress: _Progress) -> None:
-        threads = max(1, _cores() // self.workers)
-        ctx = mp.get_context("spawn")  # forking a process that already runs torch threads can deadlock
-        with ProcessPoolExecutor(min(self.workers, len(todo)), ctx, _init_worker, (threads,)) as pool:
-            pending: dict[Future, TrainConfig] = {pool.submit(_train_one, str(store.root), c): c for c in todo}
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    config = pending.pop(future)
-                    future.result()  # re-raises a worker's error here
-                    record = store.lookup(config)
-                    if record is None:
-                        raise ReslabError(f"run {config.run_id()} finished in a worker but is not in the index")
-                    records[config.hash()] = record
-                    progress.finished(record, cached=False)
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool, self._futures = None, {}
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, devices) -> None:
+    try:
+        device = devices.get_nowait()
+    except Exception:  # no device list: a CPU worker
+        device = None
+    if device and device.startswith("cuda:"):
+        os.environ["CUDA_VISIBLE_DEVICES"] = device.split(":", 1)[1]  # before torch touches CUDA
     import torch
 
     torch.set_num_threads(threads)
@@ -114,7 +158,12 @@ class RayExecutor:
     """Runs as Ray tasks. ``address=None`` starts (or joins) a local Ray instance."""
 
     def __init__(
-        self, address: str | None = None, cpus_per_run: float = 1.0, gpus_per_run: float = 0.0, log: Log = print
+        self,
+        address: str | None = None,
+        cpus_per_run: float = 1.0,
+        gpus_per_run: float = 0.0,
+        log: Log = print,
+        num_cpus: int | None = None,
     ):
         try:
             import ray
@@ -122,31 +171,46 @@ class RayExecutor:
             raise ConfigError("the ray executor needs Ray: pip install 'reslab[ray]'") from None
         self.ray, self.log = ray, log
         if not ray.is_initialized():
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            kwargs = {"num_cpus": num_cpus} if address is None and num_cpus else {}
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False, **kwargs)
         self.task = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run)(_train_one)
+        self._refs: dict[str, object] = {}
+
+    def prefetch(self, store: RunStore, configs: Sequence[TrainConfig]) -> None:
+        for config in configs:
+            if config.hash() not in self._refs and _finished(store, config) is None:
+                self._refs[config.hash()] = self.task.remote(str(store.root), config)
 
     def run_all(self, store: RunStore, configs: Sequence[TrainConfig], label: str = "") -> list[RunRecord]:
         configs = list(configs)
         progress = _Progress(len(configs), label, self.log)
-        submitted: dict[str, TrainConfig] = {}
-        refs = []
+        waiting: dict[object, TrainConfig] = {}
         for config in configs:
-            found = store.lookup(config)
-            if found is not None and found.done and found.result is not None:
+            found = _finished(store, config)
+            if found is not None:
                 progress.finished(found, cached=True)
-            elif config.hash() not in submitted:
-                submitted[config.hash()] = config
-                refs.append(self.task.remote(str(store.root), config))
+                continue
+            self.prefetch(store, [config])
+            waiting.setdefault(self._refs[config.hash()], config)
+        refs = list(waiting)
         while refs:
             ready, refs = self.ray.wait(refs, num_returns=1)
-            h = self.ray.get(ready[0])  # re-raises a task's error here
-            progress.finished(store.lookup(submitted[h]), cached=False)
+            self.ray.get(ready[0])  # re-raises a task's error here
+            progress.finished(store.lookup(waiting[ready[0]]), cached=False)
         return [store.lookup(c) for c in configs]
+
+    def close(self) -> None:
+        self._refs = {}
 
 
 def make_executor(name: str, workers: int = 1, address: str | None = None, log: Log = print) -> Executor:
     if name == "local":
-        return LocalExecutor(workers, log=log)
+        devices = []
+        import torch
+
+        if workers > 1 and torch.cuda.is_available():
+            devices = [f"cuda:{i % torch.cuda.device_count()}" for i in range(workers)]
+        return LocalExecutor(workers, log=log, devices=devices)
     if name == "ray":
         return RayExecutor(address, log=log)
     raise ConfigError(f"unknown executor {name!r}; choose local or ray")

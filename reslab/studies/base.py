@@ -71,6 +71,7 @@ class Study:
     analyze: Callable[[StudyContext, Any], StudyResult]
     plan: Callable[[Any, int], list[TrainConfig]] = lambda settings, seeds: []
     default_seeds: dict[str, int] = field(default_factory=lambda: {"smoke": 1, "quick": 3, "full": 3})
+    uses: tuple[str, ...] = ()  # studies whose training runs this one analyses (and does not plan itself)
 
     def __post_init__(self) -> None:
         missing = [s for s in SCALES if s not in self.settings]
@@ -79,6 +80,10 @@ class Study:
 
     def seeds_for(self, scale: str, seeds: int | None) -> int:
         return seeds if seeds is not None else self.default_seeds[scale]
+
+    def runs_for(self, scale: str, seeds: int | None) -> list[TrainConfig]:
+        """The training runs this study plans at ``scale`` (its own, not those it ``uses``)."""
+        return self.plan(self.settings[scale], self.seeds_for(scale, seeds))
 
     def run(self, ctx: StudyContext) -> StudyResult:
         """Analyze at ``ctx.scale`` and stamp the result with the scale, seeds and time taken."""
