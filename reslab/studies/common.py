@@ -77,16 +77,18 @@ def fashion_config(
     recipe: Recipe,
     seed: int,
     model_options: dict[str, Any] | None = None,
-    train_size: int | None = None,
-    val_size: int | None = None,
+    data_options: dict[str, Any] | None = None,
+    data: str = "fashion-mnist",
     **fields: Any,
 ) -> TrainConfig:
-    """A Fashion-MNIST run (or CIFAR-10 at full scale via ``data=``), built the same way by every study."""
-    data = fields.pop("data", "fashion-mnist")
-    data_options = {k: v for k, v in (("train_size", train_size), ("val_size", val_size)) if v is not None}
+    """A run on Fashion-MNIST (or ``data``), built the same way by every study.
+
+    ``data_options`` go to ``load_dataset`` (train_size, val_size, test_size, image_size);
+    ``fields`` are other ``TrainConfig`` fields (eval_every, eval_train_size, log_every).
+    """
     return TrainConfig(
-        model=model, data=data, recipe=recipe, model_options=model_options or {}, data_options=data_options,
-        seed=seed, **fields,
+        model=model, data=data, recipe=recipe, model_options=model_options or {},
+        data_options={k: v for k, v in (data_options or {}).items() if v is not None}, seed=seed, **fields,
     )  # fmt: skip
 
 

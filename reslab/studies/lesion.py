@@ -181,5 +181,5 @@ STUDY = Study(
     rule=RULE,
     settings=SETTINGS,
     analyze=analyze,
-    plan=lambda s, seeds: [],  # the degradation study plans (and owns) these runs
+    uses=("degradation",),  # the degradation study plans (and owns) these runs
 )

@@ -34,9 +34,10 @@ class StandIn:
             "depth": self.units, "width": self.width, "layers_per_block": 2, "norm": "bn",
             "shortcut": "identity", "order": "preact", **self.base, **variant,
         }  # fmt: skip
+        data = {"train_size": self.train_size, "val_size": self.val_size}
         return fashion_config(
-            "mlp_residual", self.recipe, seed, options, self.train_size, self.val_size,
-            eval_train_size=self.eval_train_size, log_every=self.log_every, eval_every=0,
+            "mlp_residual", self.recipe, seed, options, data, eval_train_size=self.eval_train_size,
+            log_every=self.log_every, eval_every=0,
         )  # fmt: skip
 
     def describe(self) -> str:

@@ -135,4 +135,5 @@ STUDY = Study(
     rule=RULE,
     settings=SETTINGS,
     analyze=analyze,
+    uses=("degradation",),
 )

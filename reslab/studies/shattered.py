@@ -53,7 +53,9 @@ SEEDS = {"smoke": 4, "quick": 16, "full": 64}  # random nets per family (no trai
 
 
 def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
-    r: ShatteredResult = shattered_gradients(max_depth=s.max_depth, seeds=max(ctx.seeds, 2), points=s.points, width=s.width)
+    r: ShatteredResult = shattered_gradients(
+        max_depth=s.max_depth, seeds=max(ctx.seeds, 2), points=s.points, width=s.width
+    )
     r.save(ctx.data_path("shattered"))
     deep = int(r.depths[-1])
     ff, res = r.at("ff-bn", deep), r.at("res-bn", deep)
