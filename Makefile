@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.reslab-installed
 
-.PHONY: setup test lint format reproduce data system-deps clean
+.PHONY: setup test lint format reproduce bench data system-deps clean
 
 setup: $(STAMP) data
 
@@ -41,11 +41,13 @@ format: $(STAMP)
 test: setup lint
 	$(BIN)/python -m pytest
 
-# For now: one small residual net trained on real data (a 5k-image subset, one epoch,
-# about two minutes on 2 CPU cores), its result printed; stored runs are not trained twice.
+# The quick catalogue: every study, measured and judged, then reslab-report/report.html.
+# Resumable: run it again after an interruption and finished runs come from the store.
 reproduce: setup
-	$(BIN)/reslab train --model resnet20 --data fashion-mnist --epochs 1 --train-size 5000 \
-		--val-size 1000 --eval-train-size 1000 --log-every 10
+	$(BIN)/reslab reproduce --scale quick
+
+bench: setup
+	$(BIN)/reslab bench
 
 clean:
 	rm -rf $(VENV) reslab-report .pytest_cache

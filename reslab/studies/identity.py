@@ -43,7 +43,10 @@ class Settings:
 
 SETTINGS = {
     "smoke": Settings(ks=(1, 2), probe=IdentitySettings(dim=4, width=8, steps=10, test_size=64)),
-    "quick": Settings(ks=(1, 2, 4, 8, 16), probe=IdentitySettings()),
+    # 450 Adam steps (3x the probe's default) on k = 1, 4, 16: the deep residual stacks need the
+    # length to converge (measured, 3 seeds, plain/residual MSE ratio at k = 16: 2.8x at 150 steps,
+    # 7.4x at 300, 12x at 450, 14x at 600); three depths keep it inside the 2-core budget
+    "quick": Settings(ks=(1, 4, 16), probe=replace(IdentitySettings(), steps=450)),
     "full": Settings(ks=(1, 2, 4, 8, 16, 32), probe=replace(IdentitySettings(), steps=1000, width=64, dim=16)),
 }
 
