@@ -121,6 +121,22 @@ def test_idx_files_that_are_not_the_official_ones_are_refused(tmp_path):
         load_dataset("fashion-mnist", data_dir=tmp_path / "fm")
 
 
+def test_image_size_averages_pixels_and_test_size_takes_the_first_images(tmp_path):
+    tiny_fashion(tmp_path / "fm", gz=False)
+    full = load_dataset("fashion-mnist", data_dir=tmp_path / "fm", val_size=10, verify=False)
+    small = load_dataset(
+        "fashion-mnist", data_dir=tmp_path / "fm", val_size=10, verify=False, image_size=14, test_size=5
+    )
+    assert small.shape == (1, 14, 14) and small.train.x.dtype == torch.uint8 and len(small.test) == 5
+    block = full.test.x[0, 0, :2, :2].float().mean()  # the top-left 2x2 block, averaged and rounded
+    assert small.test.x[0, 0, 0, 0] == torch.round(block).to(torch.uint8)
+    assert torch.equal(small.test.y, full.test.y[:5]) and torch.equal(small.train.y, full.train.y)
+    assert small.model_inputs()["image_size"] == 14
+    for bad in ({"image_size": 13}, {"test_size": 0}, {"test_size": 21}):
+        with pytest.raises(ConfigError):
+            load_dataset("fashion-mnist", data_dir=tmp_path / "fm", val_size=10, verify=False, **bad)
+
+
 def test_truncated_gzip_names_the_file_and_the_fix(tmp_path):
     folder = tiny_fashion(tmp_path / "fm")
     path = folder / "train-images-idx3-ubyte.gz"
