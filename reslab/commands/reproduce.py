@@ -31,11 +31,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _default_workers() -> int:
+    """One worker per GPU; on a CPU one single-threaded worker per core, up to 8 (small nets are
+    limited by Python overhead, so processes beat threads)."""
     import torch
+
+    from ..runs.executors import cores
 
     if torch.cuda.is_available():
         return torch.cuda.device_count()
-    return 2
+    return max(1, min(8, cores()))
 
 
 def _go(args: argparse.Namespace, only: list[str] | None, out: str) -> int:

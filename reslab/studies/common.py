@@ -87,9 +87,14 @@ def fashion_config(
     ``fields`` are other ``TrainConfig`` fields (eval_every, eval_train_size, log_every).
     """
     return TrainConfig(
-        model=model, data=data, recipe=recipe, model_options=model_options or {},
-        data_options={k: v for k, v in (data_options or {}).items() if v is not None}, seed=seed, **fields,
-    )  # fmt: skip
+        model=model,
+        data=data,
+        recipe=recipe,
+        model_options=model_options or {},
+        data_options={k: v for k, v in (data_options or {}).items() if v is not None},
+        seed=seed,
+        **fields,
+    )
 
 
 def recipe_text(recipe: Recipe) -> str:

@@ -35,7 +35,7 @@ RULE = (
 )
 ANCHORS = {
     "source": "Veit2016 Fig. 3-5 (CIFAR-10 test error %, pre-activation ResNet-110, 54 blocks)",
-    "baseline": 6.03,
+    "baseline test error %": 6.03,
     "most single deletions": "6.0–7.2",
     "downsampling blocks deleted": "12.2 and 12.1",
     "first block deleted": 42.2,
@@ -60,7 +60,7 @@ SETTINGS = {
 }
 
 
-def _lesions(ctx: StudyContext, s: Settings, kind: str) -> list[LesionResult]:
+def _lesions(ctx: StudyContext, s: Settings, kind: str) -> tuple[list[LesionResult], list[str]]:
     deg = degradation.SETTINGS[ctx.scale]
     records = ctx.train(degradation.configs(deg, ctx.seeds, kind, deg.depths[-1]), f"{kind}-{deg.depths[-1]}")
     out = []
@@ -73,13 +73,13 @@ def _lesions(ctx: StudyContext, s: Settings, kind: str) -> list[LesionResult]:
         result = lesion_study(model, x, y, delete_k=ks, reorder_k=ks, draws=s.draws, seed=seed)
         result.save(ctx.data_path(f"{kind}-seed{seed}"))
         out.append(result)
-    return out
+    return out, [r.id for r in records]
 
 
 def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
     depth = degradation.SETTINGS[ctx.scale].depths[-1]
-    res = _lesions(ctx, s, "resnet")
-    plain = _lesions(ctx, s, "plain")
+    res, res_runs = _lesions(ctx, s, "resnet")
+    plain, plain_runs = _lesions(ctx, s, "plain")
 
     v = Verdict()
     medians = [100 * r.median_single_increase for r in res]
@@ -139,7 +139,7 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
         ),
     ]  # fmt: skip
     numbers = {
-        f"ResNet-{depth} baseline test error %": summarize([100 * r.baseline_error for r in res]).to_dict(),
+        "baseline test error %": summarize([100 * r.baseline_error for r in res]).to_dict(),
         f"ResNet-{depth} median single-deletion increase (points)": med.to_dict(),
         f"ResNet-{depth} worst non-downsampling deletion %": summarize(
             [100 * r.max_single_error_same_shape for r in res]
@@ -163,6 +163,7 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
             "lesions": f"every block; k random deletions and k random swaps of same-shape blocks, "
             f"k = 1…{n // 2} in steps of {s.k_step}, {s.draws} draws each",
         },
+        runs=res_runs + plain_runs,
     )
 
 

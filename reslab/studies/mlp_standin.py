@@ -36,9 +36,15 @@ class StandIn:
         }  # fmt: skip
         data = {"train_size": self.train_size, "val_size": self.val_size}
         return fashion_config(
-            "mlp_residual", self.recipe, seed, options, data, eval_train_size=self.eval_train_size,
-            log_every=self.log_every, eval_every=0,
-        )  # fmt: skip
+            "mlp_residual",
+            self.recipe,
+            seed,
+            options,
+            data,
+            eval_train_size=self.eval_train_size,
+            log_every=self.log_every,
+            eval_every=0,
+        )
 
     def describe(self) -> str:
         return (

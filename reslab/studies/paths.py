@@ -64,9 +64,14 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
     for seed, record in enumerate(records):
         x, y = eval_data(record.config, "train", s.images)
         r = path_gradients(
-            record.load_model(), x, y, samples_per_length=s.samples_per_length, batch_size=s.batch_size,
-            share=SHARE, seed=seed,
-        )  # fmt: skip
+            record.load_model(),
+            x,
+            y,
+            samples_per_length=s.samples_per_length,
+            batch_size=s.batch_size,
+            share=SHARE,
+            seed=seed,
+        )
         r.save(ctx.data_path(f"resnet-seed{seed}"))
         results.append(r)
     n = results[0].num_blocks
@@ -123,6 +128,7 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
             "data": f"{s.images} training images, batches of {s.batch_size}",
             "sampling": f"{s.samples_per_length} random paths per length, every length 0…{n}",
         },
+        runs=[r.id for r in records],
     )
 
 

@@ -95,17 +95,19 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
     v = Verdict()
     mins = {sc: summarize(ratios("identity", sc).min(axis=1)) for sc in s.scales}
     v.check(
-        "identity: smallest ratio over units " + ", ".join(f"{mins[sc].mean:.2f} at s = {sc:g}" for sc in s.scales)
+        "identity: smallest ratio over units "
+        + ", ".join(f"{mins[sc].mean:.2f} at s = {sc:g}" for sc in s.scales)
         + f" (≥ {FLOOR})",
         all(m.mean >= FLOOR for m in mins.values()),
-    )  # fmt: skip
+    )
     firsts = {sc: summarize(ratios("plain", sc)[:, 0]) for sc in s.scales}
     small = [sc for sc in s.scales if sc < 1]
     v.check(
-        "plain: ratio at the first unit " + ", ".join(f"{firsts[sc].mean:.3g} at s = {sc:g}" for sc in s.scales)
+        "plain: ratio at the first unit "
+        + ", ".join(f"{firsts[sc].mean:.3g} at s = {sc:g}" for sc in s.scales)
         + f" (< {COLLAPSED:g} for s < 1)",
         all(firsts[sc].mean < COLLAPSED for sc in small) if small else None,
-    )  # fmt: skip
+    )
     lam = ratios("scale", min(s.scales)).mean(axis=0)
     units = np.arange(len(lam))
     factor = float(10 ** -np.polyfit(units, np.log10(lam), 1)[0]) if np.all(lam > 0) else float("nan")
@@ -129,13 +131,18 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
                 logy=True,
                 hlines=[{"y": 1.0, "label": "1"}],
                 panel="ratio",
-            )  # fmt: skip
+            )
         )
     share = np.array([r.identity_share for r in res["identity", 1.0]]).mean(axis=0)
     figures.append(
-        FigureSpec("lines", "Identity term's share of the backward signal (identity shortcuts, s = 1)", "unit l",
-                   "‖d_l‖ / (‖d_l‖ + ‖r_l‖)", [Series("identity shortcut", xs, [float(v) for v in share])])
-    )  # fmt: skip
+        FigureSpec(
+            "lines",
+            "Identity term's share of the backward signal (identity shortcuts, s = 1)",
+            "unit l",
+            "‖d_l‖ / (‖d_l‖ + ‖r_l‖)",
+            [Series("identity shortcut", xs, [float(v) for v in share])],
+        )
+    )
     numbers = {f"identity: min ratio at s={sc:g}": mins[sc].to_dict() for sc in s.scales}
     numbers |= {f"plain: ratio at first unit, s={sc:g}": firsts[sc].to_dict() for sc in s.scales}
     numbers["shortcut x 0.5: ratio factor per unit (s=min)"] = round(factor, 4)

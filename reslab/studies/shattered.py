@@ -76,18 +76,26 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
             for i, f in enumerate(r.families)]  # fmt: skip
     for i, f in enumerate(r.families):
         if np.isfinite(r.theory[i]).any() and FAMILIES[f].theory != "1":
-            corr.append(Series(f"theory {FAMILIES[f].theory} ({f})", depths, [float(x) for x in r.theory[i]],
-                               style="dotted"))  # fmt: skip
+            corr.append(
+                Series(f"theory {FAMILIES[f].theory} ({f})", depths, [float(x) for x in r.theory[i]], style="dotted")
+            )
     grid = [float(x) for x in r.grid]
     fi, ri = r.families.index("ff-bn"), r.families.index("res-bn")
     curves = []
     for k, d in enumerate(r.detail_depths):
-        curves.append(FigureSpec(
-            "lines", f"Gradient curves at depth {d}", "input x", "d output / d x",
-            [Series("feedforward + BN", grid, [float(x) for x in r.curves[fi, k, 0]]),
-             Series("residual + BN", grid, [float(x) for x in r.curves[ri, k, 0]])],
-            panel="curves",
-        ))  # fmt: skip
+        curves.append(
+            FigureSpec(
+                "lines",
+                f"Gradient curves at depth {d}",
+                "input x",
+                "d output / d x",
+                [
+                    Series("feedforward + BN", grid, [float(x) for x in r.curves[fi, k, 0]]),
+                    Series("residual + BN", grid, [float(x) for x in r.curves[ri, k, 0]]),
+                ],
+                panel="curves",
+            )
+        )
     deep_k = len(r.detail_depths) - 1
     figures = [
         *curves,

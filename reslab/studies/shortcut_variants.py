@@ -34,13 +34,13 @@ RULE = (
 )
 ANCHORS = {
     "source": "He2016 Table 1 (CIFAR-10 test error %, ResNet-110)",
-    "identity": 6.61,
-    "constant scaling 0.5": "fail (0.5 on both paths: 12.35)",
-    "exclusive gate, b = -6": "8.70 (fail for b = 0 … −5)",
-    "shortcut-only gate, b = 0": 12.86,
-    "shortcut-only gate, b = -6": 6.91,
-    "1x1 conv shortcut": 12.22,
-    "dropout 0.5": "fail",
+    "identity test error %": 6.61,
+    "constant scaling 0.5 test error %": "fail (0.5 on both paths: 12.35)",
+    "exclusive gate, b = -6 test error %": "8.70 (fail for b = 0 … −5)",
+    "shortcut-only gate, b = 0 test error %": 12.86,
+    "shortcut-only gate, b = -6 test error %": 6.91,
+    "1x1 conv shortcut test error %": 12.22,
+    "dropout 0.5 test error %": "fail",
 }
 # variant -> (label, options for the stand-in MLP, options for the CIFAR ResNet at full scale)
 VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
@@ -121,15 +121,27 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
         numbers[f"{label[k]} fails"] = mean[k] > FAIL_AT
     names = [label[k] for k in VARIANTS]
     figure = FigureSpec(
-        "bars", "Training and test error by shortcut (He2016 Table 1)", "", "error (%)", categories=names,
+        "bars",
+        "Training and test error by shortcut (He2016 Table 1)",
+        "",
+        "error (%)",
+        categories=names,
         series=[
-            Series("training error", list(range(len(names))), [mean[k] for k in VARIANTS],
-                   [summarize(train[k]).std for k in VARIANTS]),
-            Series("test error", list(range(len(names))), [summarize(test[k]).mean for k in VARIANTS],
-                   [summarize(test[k]).std for k in VARIANTS]),
+            Series(
+                "training error",
+                list(range(len(names))),
+                [mean[k] for k in VARIANTS],
+                [summarize(train[k]).std for k in VARIANTS],
+            ),
+            Series(
+                "test error",
+                list(range(len(names))),
+                [summarize(test[k]).mean for k in VARIANTS],
+                [summarize(test[k]).std for k in VARIANTS],
+            ),
         ],
         hlines=[{"y": FAIL_AT, "label": "fail threshold"}],
-    )  # fmt: skip
+    )
     recipe = s.standin.recipe if s.standin else s.paper_recipe
     return STUDY.result(
         ctx,

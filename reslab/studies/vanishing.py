@@ -96,7 +96,7 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
             "layer (0 = first hidden layer)",
             "log10 ‖∂E/∂x_l‖",
             series,
-        )  # fmt: skip
+        )
     ]
     notes = ""
     if abs(orders["He + BN"].mean) > ABOUT_ONE:
