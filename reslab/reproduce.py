@@ -114,7 +114,11 @@ def reproduce(
                 done[st.id] = previous[st.id]
         for n, study in enumerate(order, 1):
             n_seeds = study.seeds_for(scale, seeds)
-            log(f"[{n}/{len(order)}] {study.id} ({scale}, {n_seeds} seed{'s' * (n_seeds != 1)}): {study.title}")
+            trained = sum(1 for c in queue.values() if (r := store.lookup(c)) is not None and r.done)
+            log(
+                f"[{n}/{len(order)}] {study.id} ({scale}, {n_seeds} seed{'s' * (n_seeds != 1)}): {study.title} "
+                f"[{time.perf_counter() - start:.0f}s elapsed; {trained}/{len(queue)} training runs done]"
+            )
             ctx = StudyContext(scale, n_seeds, store, executor, out_dir, data_dir, log)
             result: StudyResult = study.run(ctx)
             result.code = code
