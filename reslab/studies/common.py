@@ -68,7 +68,7 @@ def training_curves(label: str, records: Sequence[RunRecord], color: str | None 
     out = [Series(f"{label} train", steps, train, train_std, "solid", color)]
     vsteps, val, val_std = mean_curve(records, "eval", "val_error")
     if vsteps:
-        out.append(Series(f"{label} test", vsteps, val, val_std, "dashed", color))
+        out.append(Series(f"{label} val", vsteps, val, val_std, "dashed", color))
     return out
 
 

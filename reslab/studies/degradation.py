@@ -163,8 +163,10 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
                 "error (%)",
                 series,
                 panel="curves",
-                caption="He2015 Fig. 1 style: training error (solid, training batches) and validation "
-                "error (dashed), mean over seeds.",
+                caption=""
+                if kind == "resnet"
+                else "He2015 Fig. 1 style: training error (solid, training batches) and validation error "
+                "(dashed), mean over seeds.",
             )
         )
     names = [f"{label[k]}-{d}" for d in s.depths for k in ("plain", "resnet")]
