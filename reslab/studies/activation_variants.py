@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from ..train import TrainConfig
 from ..train.recipe import Recipe, get_recipe
 from .base import Study, StudyContext
-from .common import describe, errors, fashion_config, recipe_text, summary_dict
+from .common import describe, error_bars, errors, fashion_config, recipe_text, summary_dict
 from .mlp_standin import StandIn
-from .results import FigureSpec, Series, StudyResult
+from .results import StudyResult
 from .stats import greater, summarize
 from .verdict import Verdict
 
@@ -107,26 +107,10 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
         numbers[f"{label} train error %"] = summary_dict(train[o])
         numbers[f"{label} test error %"] = summary_dict(test[o])
         numbers[f"{label} diverged runs"] = sum((r.result or {}).get("status") == "diverged" for r in runs[o])
-    labels = [ORDERS[o] for o in ORDERS]
-    figure = FigureSpec(
-        "bars",
-        "Training and test error by unit order (He2016 Table 2)",
-        "",
-        "error (%)",
-        categories=labels,
-        series=[
-            Series(
-                "training error", list(range(5)), [mean[o] for o in ORDERS], [summarize(train[o]).std for o in ORDERS]
-            ),
-            Series(
-                "test error",
-                list(range(5)),
-                [summarize(test[o]).mean for o in ORDERS],
-                [summarize(test[o]).std for o in ORDERS],
-            ),
-        ],
-        hlines=[{"y": 90.0, "label": "chance / diverged"}],
-    )
+    figure = error_bars(
+        "Training and test error by unit order (He2016 Table 2)", list(ORDERS.values()),
+        [train[o] for o in ORDERS], [test[o] for o in ORDERS], hlines=[{"y": 90.0, "label": "chance / diverged"}],
+    )  # fmt: skip
     recipe = s.standin.recipe if s.standin else s.paper_recipe
     return STUDY.result(
         ctx,

@@ -14,7 +14,7 @@ from ..data.loader import eval_batches
 from ..runs.store import RunRecord
 from ..train import TrainConfig
 from ..train.recipe import Recipe
-from .results import Series
+from .results import FigureSpec, Series
 from .stats import Summary, summarize
 
 CHANCE_10 = 90.0  # % error of guessing among 10 classes
@@ -114,3 +114,19 @@ def eval_data(config: TrainConfig, split: str = "test", n: int | None = None) ->
     part = getattr(dataset, split)
     part = part.take(slice(0, n)) if n else part
     return next(eval_batches(part, len(part), mean=dataset.mean, std=dataset.std))
+
+
+def error_bars(
+    title: str, names: Sequence[str], train: Sequence[Sequence[float]], test: Sequence[Sequence[float]], **extra: Any
+) -> FigureSpec:
+    """Final training and test error per net or variant (mean ± std over seeds), as grouped bars."""
+    xs = list(range(len(names)))
+
+    def series(label: str, values: Sequence[Sequence[float]]) -> Series:
+        stats = [summarize(v) for v in values]
+        return Series(label, xs, [s.mean for s in stats], [s.std if s.n > 1 else 0.0 for s in stats])
+
+    return FigureSpec(
+        "bars", title, "", "error (%)", [series("training error", train), series("test error", test)],
+        categories=list(names), **extra,
+    )  # fmt: skip

@@ -14,8 +14,8 @@ from ..models import list_models
 from ..train import TrainConfig
 from ..train.recipe import Recipe, get_recipe
 from .base import Study, StudyContext
-from .common import describe, errors, fashion_config, recipe_text, summary_dict, training_curves
-from .results import FigureSpec, Series, StudyResult
+from .common import describe, error_bars, errors, fashion_config, recipe_text, summary_dict, training_curves
+from .results import FigureSpec, StudyResult
 from .stats import greater, summarize
 from .verdict import Verdict
 
@@ -169,28 +169,13 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
                 "(dashed), mean over seeds.",
             )
         )
-    names = [f"{label[k]}-{d}" for d in s.depths for k in ("plain", "resnet")]
+    keys = [(k, d) for d in s.depths for k in ("plain", "resnet")]
     figures.append(
-        FigureSpec(
-            "bars",
+        error_bars(
             "Final training and test error",
-            "",
-            "error (%)",
-            categories=names,
-            series=[
-                Series(
-                    "training error",
-                    list(range(len(names))),
-                    [summarize(train[k, d]).mean for d in s.depths for k in ("plain", "resnet")],
-                    [summarize(train[k, d]).std for d in s.depths for k in ("plain", "resnet")],
-                ),
-                Series(
-                    "test error",
-                    list(range(len(names))),
-                    [summarize(test[k, d]).mean for d in s.depths for k in ("plain", "resnet")],
-                    [summarize(test[k, d]).std for d in s.depths for k in ("plain", "resnet")],
-                ),
-            ],
+            [f"{label[k]}-{d}" for k, d in keys],
+            [train[k] for k in keys],
+            [test[k] for k in keys],
         )
     )
     return STUDY.result(

@@ -14,9 +14,9 @@ from typing import Any
 from ..train import TrainConfig
 from ..train.recipe import Recipe, get_recipe
 from .base import Study, StudyContext
-from .common import describe, errors, fashion_config, recipe_text, summary_dict
+from .common import describe, error_bars, errors, fashion_config, recipe_text, summary_dict
 from .mlp_standin import StandIn
-from .results import FigureSpec, Series, StudyResult
+from .results import StudyResult
 from .stats import greater, summarize
 from .verdict import Verdict
 
@@ -119,29 +119,10 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
         numbers[f"{label[k]} train error %"] = summary_dict(train[k])
         numbers[f"{label[k]} test error %"] = summary_dict(test[k])
         numbers[f"{label[k]} fails"] = mean[k] > FAIL_AT
-    names = [label[k] for k in VARIANTS]
-    figure = FigureSpec(
-        "bars",
-        "Training and test error by shortcut (He2016 Table 1)",
-        "",
-        "error (%)",
-        categories=names,
-        series=[
-            Series(
-                "training error",
-                list(range(len(names))),
-                [mean[k] for k in VARIANTS],
-                [summarize(train[k]).std for k in VARIANTS],
-            ),
-            Series(
-                "test error",
-                list(range(len(names))),
-                [summarize(test[k]).mean for k in VARIANTS],
-                [summarize(test[k]).std for k in VARIANTS],
-            ),
-        ],
-        hlines=[{"y": FAIL_AT, "label": "fail threshold"}],
-    )
+    figure = error_bars(
+        "Training and test error by shortcut (He2016 Table 1)", [label[k] for k in VARIANTS],
+        [train[k] for k in VARIANTS], [test[k] for k in VARIANTS], hlines=[{"y": FAIL_AT, "label": "fail threshold"}],
+    )  # fmt: skip
     recipe = s.standin.recipe if s.standin else s.paper_recipe
     return STUDY.result(
         ctx,
