@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from ..train import TrainConfig
 from ..train.recipe import Recipe, get_recipe
 from .base import Study, StudyContext
-from .common import describe, error_bars, errors, fashion_config, recipe_text, summary_dict
-from .mlp_standin import StandIn
+from .common import describe, error_bars, errors, fashion_config, summary_dict
+from .mlp_standin import StandIn, variant_setup
 from .results import StudyResult
 from .stats import greater, summarize
 from .verdict import Verdict
@@ -111,7 +111,6 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
         "Training and test error by unit order (He2016 Table 2)", list(ORDERS.values()),
         [train[o] for o in ORDERS], [test[o] for o in ORDERS], hlines=[{"y": 90.0, "label": "chance / diverged"}],
     )  # fmt: skip
-    recipe = s.standin.recipe if s.standin else s.paper_recipe
     return STUDY.result(
         ctx,
         verdict=v.verdict,
@@ -120,12 +119,7 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
         key_number=f"train err: full pre-act {mean['preact']:.1f}%, original {mean['post']:.1f}%, "
         f"BN after add {mean['bn-after-add']:.1f}%",
         figures=[figure],
-        setup={
-            "models": s.standin.describe() if s.standin else "CIFAR ResNet-110 (option A) with each unit order",
-            "data": "Fashion-MNIST" if s.standin else "CIFAR-10, 45k/5k split",
-            "seeds": ctx.seeds,
-            "recipe": recipe_text(recipe),
-        },
+        setup=variant_setup(s.standin, s.paper_recipe, ctx.seeds, "CIFAR ResNet-110 (option A) with each unit order"),
         runs=[r.id for recs in runs.values() for r in recs],
     )
 

@@ -51,3 +51,15 @@ class StandIn:
             f"residual MLP, {self.units} two-layer units of width {self.width} with BN, on flattened "
             f"Fashion-MNIST ({self.train_size} training images)"
         )
+
+
+def variant_setup(standin: StandIn | None, paper_recipe: Recipe | None, seeds: int, paper_models: str) -> dict:
+    """The report's "what was run" for a unit-variant study, at stand-in or paper scale."""
+    from .common import recipe_text
+
+    return {
+        "models": standin.describe() if standin else paper_models,
+        "data": "Fashion-MNIST" if standin else "CIFAR-10, 45k/5k split",
+        "seeds": seeds,
+        "recipe": recipe_text(standin.recipe if standin else paper_recipe),
+    }

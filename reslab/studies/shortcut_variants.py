@@ -14,8 +14,8 @@ from typing import Any
 from ..train import TrainConfig
 from ..train.recipe import Recipe, get_recipe
 from .base import Study, StudyContext
-from .common import describe, error_bars, errors, fashion_config, recipe_text, summary_dict
-from .mlp_standin import StandIn
+from .common import describe, error_bars, errors, fashion_config, summary_dict
+from .mlp_standin import StandIn, variant_setup
 from .results import StudyResult
 from .stats import greater, summarize
 from .verdict import Verdict
@@ -123,7 +123,6 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
         "Training and test error by shortcut (He2016 Table 1)", [label[k] for k in VARIANTS],
         [train[k] for k in VARIANTS], [test[k] for k in VARIANTS], hlines=[{"y": FAIL_AT, "label": "fail threshold"}],
     )  # fmt: skip
-    recipe = s.standin.recipe if s.standin else s.paper_recipe
     return STUDY.result(
         ctx,
         verdict=verdict.verdict,
@@ -132,12 +131,7 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
         key_number=f"train err: identity {mean['identity']:.1f}%, scaling {mean['scale']:.1f}%, "
         f"dropout {mean['dropout']:.1f}%",
         figures=[figure],
-        setup={
-            "models": s.standin.describe() if s.standin else "CIFAR ResNet-110 with each shortcut",
-            "data": "Fashion-MNIST" if s.standin else "CIFAR-10, 45k/5k split",
-            "seeds": ctx.seeds,
-            "recipe": recipe_text(recipe),
-        },
+        setup=variant_setup(s.standin, s.paper_recipe, ctx.seeds, "CIFAR ResNet-110 with each shortcut"),
         runs=[r.id for recs in runs.values() for r in recs],
     )
 
