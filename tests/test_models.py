@@ -135,3 +135,15 @@ def test_every_block_net_follows_the_protocol_and_rnns_do_not_claim_to():
         if model is None:
             continue
         assert follows_block_protocol(model) == isinstance(model, BlockNet), name
+
+
+def test_mlp_linear_head_reads_the_last_block_output_directly():
+    from reslab.models import mlp
+
+    default = mlp(3, 8, in_features=1, num_classes=1, shortcut="identity", order="preact", norm="bn")
+    linear = mlp(3, 8, in_features=1, num_classes=1, shortcut="identity", order="preact", norm="bn", linear_head=True)
+    assert [type(m) for m in default.head] == [nn.BatchNorm1d, nn.ReLU, nn.Linear]
+    assert [type(m) for m in linear.head] == [nn.Linear]
+    x = torch.randn(5, 1)
+    z = linear.forward_blocks(linear.stem(x), 0, 3)
+    assert torch.equal(linear(x), linear.head[0](z))

@@ -43,6 +43,7 @@ def mlp(
     branch_scale: float = 1.0,
     scalar: str | None = None,
     drop_path: float = 0.0,
+    linear_head: bool = False,
 ) -> BlockNet:
     """An MLP of ``depth`` blocks of ``layers_per_block`` linear layers each.
 
@@ -60,6 +61,9 @@ def mlp(
             for Balduzzi2017's looks-linear init ``init="looks-linear"``).
         branch_scale: fixed multiplier on every branch (Balduzzi2017's beta).
         scalar: "rezero" puts a learnable scalar (init 0) at the end of every branch.
+        linear_head: read the output linearly from the last block's output, without the
+            final norm/activation a pre-activation order otherwise puts in the head (the
+            shattered-gradient probe compares families that all end in a linear readout).
     """
     if depth < 1 or width < 1 or layers_per_block < 1:
         raise ConfigError(
@@ -98,7 +102,8 @@ def mlp(
             kind = "exclusive" if shortcut == "highway" else "shortcut-only"
             merge = Gate(nn.Linear(width, width), gate_bias, kind)
         blocks.append(Block(nn.Sequential(*branch), skip, merge, parts.post(width)))
-    head = nn.Sequential(*parts.head_start(width), nn.Linear(feat, num_classes, bias=bias))
+    head_start = [] if linear_head else parts.head_start(width)
+    head = nn.Sequential(*head_start, nn.Linear(feat, num_classes, bias=bias))
     net = BlockNet(stem, blocks, head, arch, input_shape=(n_in,) if in_features is not None else tuple(input_shape))
     return init_weights(net, init)
 
