@@ -7,7 +7,8 @@ norm, the only extra work); every epoch (or ``eval_every`` steps) a validation i
 mode; every ``checkpoint_every`` steps and at the end an atomic checkpoint.
 
 How a run is assembled (device, precision, model, augmentation, optimizer) is in
-``setup.py``.
+``setup.py``; the metrics summed between log lines and He2015's error-watching warm-up
+are in ``window.py``; checkpoint I/O is in ``checkpoint.py``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import json
 import math
 import sys
 import time
-from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ from .setup import (
     total_grad_norm,
 )
 from .task import Task, autocast_context, evaluate
+from .window import ErrorWarmup, StepWindow
 
 RESULT, MODEL = "result.json", "model.pt"
 SYNC_EACH_STEP: bool | None = None  # None: on CPUs only (see _Run.run); tests set it to check both paths
@@ -140,10 +141,8 @@ class _Run:
         pick = torch.randperm(len(dataset.train), generator=torch.Generator().manual_seed(0))[:k]
         self.train_eval = dataset.train.take(pick.sort().values) if k else None
         self.step = 0
-        self.warming = r.warmup == "he2015"
-        self.warmup_end: int | None = None
-        self.recent: deque[float] = deque(maxlen=r.warmup_window)
-        self.window = {"loss": 0.0, "wrong": 0.0, "count": 0, "samples": 0, "time": 0.0, "batches": 0}
+        self.warmup = ErrorWarmup(r.warmup == "he2015", r.warmup_window, r.warmup_error)
+        self.window = StepWindow(self.device)
         self.train_time, self.samples, self.wall_before, self.resumed = 0.0, 0, 0.0, 0
         self.last_eval: dict[str, Any] = {}
         self.ctx = TrainContext(self.model, self.optimizer, run_dir, extra={"config": config, "dataset": dataset})
@@ -161,10 +160,10 @@ class _Run:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "loader": self.loader.state_dict(),
-            "warmup": {"warming": self.warming, "end": self.warmup_end, "recent": list(self.recent)},
+            "warmup": self.warmup.state_dict(),
             "rng": rng_state(),
             "callbacks": [cb.state_dict() for cb in self.callbacks],
-            "window": dict(self.window),
+            "window": self.window.state_dict(),
             "totals": {
                 "train_time": self.train_time,
                 "samples": self.samples,
@@ -187,12 +186,11 @@ class _Run:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.loader.load_state_dict(state["loader"])
-        self.warming, self.warmup_end = state["warmup"]["warming"], state["warmup"]["end"]
-        self.recent.extend(state["warmup"]["recent"])
+        self.warmup.load_state_dict(state["warmup"])
         if len(state["callbacks"]) == len(self.callbacks):
             for cb, cb_state in zip(self.callbacks, state["callbacks"]):
                 cb.load_state_dict(cb_state)
-        self.window = dict(state["window"])
+        self.window.load_state_dict(state["window"])
         totals = state["totals"]
         self.train_time, self.samples, self.wall_before = totals["train_time"], totals["samples"], totals["wall"]
         self.resumed = totals["resumed"] + 1
@@ -214,7 +212,7 @@ class _Run:
         plain_every = max(cfg.log_every, self.total // 20)
         hooks_backward = [cb for cb in self.callbacks if cb.every]
         status, diverged_step = "finished", None
-        lr = lr_at(r, self.step, self.total, self.warming)
+        lr = lr_at(r, self.step, self.total, self.warmup.active)
         for group in opt.param_groups:
             group["lr"] = lr
         for cb in self.callbacks:
@@ -225,15 +223,13 @@ class _Run:
         # warm-up needs each step's numbers); the step where the loss first became
         # non-finite is still recorded exactly, but later updates have reached the weights.
         sync_each_step = self.device.type == "cpu" if SYNC_EACH_STEP is None else SYNC_EACH_STEP
-        self._acc = torch.zeros(4, dtype=torch.float64, device=self.device)  # loss, wrong, count, first bad step
-        self._acc[3] = -1
         interrupted = InterruptFlag()
         with interrupted:
             t0 = time.perf_counter()
             while self.step < self.total:
                 step = self.step
                 x, y = self.loader.next()
-                new_lr = lr_at(r, step, self.total, self.warming)
+                new_lr = lr_at(r, step, self.total, self.warmup.active)
                 if new_lr != lr:
                     lr = new_lr
                     for group in opt.param_groups:
@@ -242,27 +238,11 @@ class _Run:
                     out = model(x)
                     loss = task.loss(out, y)
                 wrong, count = task.errors(out.detach(), y)
-                on_device = isinstance(count, torch.Tensor)  # scored token positions; else a known int
-                vals = torch.stack(
-                    [
-                        loss.detach().double(),
-                        wrong.double(),
-                        count.double() if on_device else wrong.new_zeros((), dtype=torch.float64),
-                    ]
-                )
-                per_step = sync_each_step or self.warming or bool(self.callbacks)
-                if per_step:  # one host sync: the loss, the batch error and (tokens) the count
-                    loss_value, wrong_value, count_value = vals.tolist()
-                    count_value = count_value if on_device else count
-                    if not math.isfinite(loss_value):
-                        status, diverged_step = "diverged", step + 1
-                        break
-                else:
-                    acc = self._acc
-                    acc[:3] += vals
-                    acc[3] = torch.where(torch.isfinite(vals[0]) | (acc[3] >= 0), acc[3], float(step + 1))
-                    loss_value = wrong_value = None
-                    count_value = 0 if on_device else count
+                per_step = sync_each_step or self.warmup.active or bool(self.callbacks)
+                loss_value, wrong_value, count_value = self.window.batch_numbers(loss, wrong, count, step, per_step)
+                if per_step and not math.isfinite(loss_value):
+                    status, diverged_step = "diverged", step + 1
+                    break
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 ctx.step = step
@@ -278,17 +258,9 @@ class _Run:
                 opt.step()
                 self.step = step + 1
                 ctx.step, ctx.epoch = self.step, self.step // self.steps_per_epoch
-                w = self.window
-                if per_step:
-                    w["loss"] += loss_value
-                    w["wrong"] += wrong_value
-                w["count"] += count_value
-                w["batches"] += 1
-                w["samples"] += len(y)
-                if self.warming:
-                    self.recent.append(wrong_value / max(count_value, 1))
-                    if len(self.recent) == self.recent.maxlen and sum(self.recent) / len(self.recent) < r.warmup_error:
-                        self.warming, self.warmup_end = False, self.step
+                self.window.add_step(loss_value, wrong_value, count_value, len(y))
+                if self.warmup.active:
+                    self.warmup.observe(wrong_value / max(count_value, 1), self.step)
                 if self.callbacks:
                     step_metrics = {
                         "step": self.step,
@@ -299,33 +271,25 @@ class _Run:
                     for cb in self.callbacks:
                         cb.on_step(ctx, step_metrics)
                 if log_now:
-                    bad = self._flush()
+                    bad = self.window.flush(time.perf_counter() - t0)
                     if bad >= 0:
                         status, diverged_step = "diverged", bad
                         break
-                    now = time.perf_counter()
-                    w["time"] += now - t0
                     self._log_train(lr, grad_norm)
                     t0 = time.perf_counter()
-                    bar.update(self.step - bar.n)
-                    last = self.last_train
-                    if not bar.disable:
-                        bar.set_postfix(
-                            loss=f"{last['loss']:.3f}", err=f"{100 * last['train_error']:.1f}%", refresh=False
-                        )
-                    if plain and (self.step % plain_every < cfg.log_every or self.step == self.total):
-                        print(plain_line(self.step, self.total, last), flush=True)
+                    self._show_progress(
+                        bar, plain and (self.step % plain_every < cfg.log_every or self.step == self.total)
+                    )
                 evaluate_now = (
                     self.step % cfg.eval_every == 0 if cfg.eval_every else self.step % self.steps_per_epoch == 0
                 )
                 checkpoint_now = cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0
                 stop = (ctx.extra.get("stop") or interrupted.flag) and self.step < self.total
                 if (evaluate_now and self.step < self.total) or checkpoint_now or stop:
-                    bad = self._flush()
+                    bad = self.window.flush(time.perf_counter() - t0)
                     if bad >= 0:
                         status, diverged_step = "diverged", bad
                         break
-                    self.window["time"] += time.perf_counter() - t0
                     if evaluate_now and self.step < self.total:
                         self._evaluate_and_log(final=False)
                     if checkpoint_now or stop:
@@ -335,7 +299,7 @@ class _Run:
                         status = "stopped"
                         break
             else:
-                self.window["time"] += time.perf_counter() - t0
+                self.window.flush(time.perf_counter() - t0)
         if status == "diverged" and not sync_each_step:
             self.step = min(self.step, diverged_step - 1)  # report the steps taken before the loss broke
         bar.update(self.step - bar.n)
@@ -350,19 +314,8 @@ class _Run:
             raise KeyboardInterrupt
         return result
 
-    def _flush(self) -> int:
-        """Move the device-side sums into the window; the first non-finite step, or -1."""
-        loss, wrong, count, bad = self._acc.tolist()
-        if loss or wrong or count or bad >= 0:
-            self.window["loss"] += loss
-            self.window["wrong"] += wrong
-            self.window["count"] += count
-            self._acc.zero_()
-            self._acc[3] = -1
-        return int(bad)
-
     def _log_train(self, lr: float, grad_norm: float | None) -> None:
-        w = self.window
+        w = self.window.take()
         self.train_time += w["time"]
         self.samples += w["samples"]
         rec = {
@@ -378,7 +331,15 @@ class _Run:
         }
         self.last_train = rec
         self.log.write(rec)
-        self.window = {"loss": 0.0, "wrong": 0.0, "count": 0, "samples": 0, "time": 0.0, "batches": 0}
+
+    def _show_progress(self, bar: tqdm, print_line: bool) -> None:
+        """The bar's position and postfix; on a non-terminal, a plain line when ``print_line``."""
+        bar.update(self.step - bar.n)
+        last = self.last_train
+        if not bar.disable:
+            bar.set_postfix(loss=f"{last['loss']:.3f}", err=f"{100 * last['train_error']:.1f}%", refresh=False)
+        if print_line:
+            print(plain_line(self.step, self.total, last), flush=True)
 
     def _eval(self, split) -> tuple[float | None, float | None]:
         if split is None or len(split) == 0:
@@ -440,7 +401,7 @@ class _Run:
             "wall_time_s": round(wall, 3),
             "train_time_s": round(self.train_time, 3),
             "img_per_s": round(self.samples / self.train_time, 1) if self.train_time > 0 else None,
-            "warmup_end_step": self.warmup_end,
+            "warmup_end_step": self.warmup.end,
             "resumed": self.resumed,
             "device": str(self.device),
             "precision": self.precision,
