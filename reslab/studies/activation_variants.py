@@ -113,8 +113,7 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
     )  # fmt: skip
     return STUDY.result(
         ctx,
-        verdict=v.verdict,
-        evidence=v.evidence,
+        v,
         numbers=numbers,
         key_number=f"train err: full pre-act {mean['preact']:.1f}%, original {mean['post']:.1f}%, "
         f"BN after add {mean['bn-after-add']:.1f}%",

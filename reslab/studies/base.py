@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from .results import StudyResult
+from .verdict import Verdict
 
 if TYPE_CHECKING:
     from ..runs.executors import Executor
@@ -95,8 +96,9 @@ class Study:
         result.elapsed_s = round(time.perf_counter() - start, 2)
         return result
 
-    def result(self, ctx: StudyContext, **fields: Any) -> StudyResult:
-        """A ``StudyResult`` pre-filled with this study's claim, rule, sources and anchors."""
+    def result(self, ctx: StudyContext, verdict: Verdict, **fields: Any) -> StudyResult:
+        """A ``StudyResult`` pre-filled with this study's claim, rule, sources and anchors,
+        and the verdict and evidence of the rule's checks."""
         return StudyResult(
             id=self.id,
             claim=self.claim,
@@ -105,5 +107,7 @@ class Study:
             verdict_rule=self.rule,
             anchors=self.anchors,
             sources=self.sources,
+            verdict=verdict.verdict,
+            evidence=verdict.evidence,
             **fields,
         )

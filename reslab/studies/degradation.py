@@ -180,8 +180,7 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
     )
     return STUDY.result(
         ctx,
-        verdict=v.verdict,
-        evidence=v.evidence,
+        v,
         numbers=numbers,
         key_number=(
             f"train err plain-{shallow}/{deep}: {mean['plain', shallow]:.1f}/{mean['plain', deep]:.1f}%, "

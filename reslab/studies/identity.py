@@ -95,8 +95,7 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
     ]
     return STUDY.result(
         ctx,
-        verdict=v.verdict,
-        evidence=v.evidence,
+        v,
         numbers=numbers,
         key_number=f"MSE at k = {s.ks[-1]}: plain {plain[-1].mean():.2g} vs residual {res[-1].mean():.2g} ({ratio:.0f}×)",
         figures=figures,

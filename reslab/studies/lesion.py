@@ -152,8 +152,7 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
     }
     return STUDY.result(
         ctx,
-        verdict=v.verdict,
-        evidence=v.evidence,
+        v,
         numbers=numbers,
         key_number=f"delete one block: ResNet +{med.mean:.1f} points (median), plain → {plain_med.mean:.0f}%",
         figures=figures,

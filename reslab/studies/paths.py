@@ -117,8 +117,7 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
     }
     return STUDY.result(
         ctx,
-        verdict=v.verdict,
-        evidence=v.evidence,
+        v,
         numbers=numbers,
         key_number=f"effective range {results[0].effective_range[0]}–{results[0].effective_range[1]} "
         f"of n = {n} blocks (mean length {n / 2:g})",

@@ -151,8 +151,7 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
     numbers["identity share at the first unit, s=1"] = round(float(share[0]), 3)
     return STUDY.result(
         ctx,
-        verdict=v.verdict,
-        evidence=v.evidence,
+        v,
         numbers=numbers,
         key_number=f"first-unit ratio at s = {min(s.scales):g}: identity {ratios('identity', min(s.scales))[:, 0].mean():.2f}, "
         f"plain {firsts[min(s.scales)].mean:.2g}; ×0.5 shortcut: {factor:.2f}/unit",

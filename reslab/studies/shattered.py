@@ -122,8 +122,7 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
     numbers["probe seconds"] = round(r.total_seconds, 1)
     return STUDY.result(
         ctx,
-        verdict=v.verdict,
-        evidence=v.evidence,
+        v,
         numbers=numbers,
         key_number=f"neighbour corr at depth {deep}: feedforward {ff['lag1']:.2f}, residual {res['lag1']:.2f}",
         figures=figures,

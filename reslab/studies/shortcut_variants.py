@@ -125,8 +125,7 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
     )  # fmt: skip
     return STUDY.result(
         ctx,
-        verdict=verdict.verdict,
-        evidence=verdict.evidence,
+        verdict,
         numbers=numbers,
         key_number=f"train err: identity {mean['identity']:.1f}%, scaling {mean['scale']:.1f}%, "
         f"dropout {mean['dropout']:.1f}%",

@@ -109,8 +109,7 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
         )
     return STUDY.result(
         ctx,
-        verdict=v.verdict,
-        evidence=v.evidence,
+        v,
         numbers={f"{k} orders of magnitude": o.to_dict() for k, o in orders.items()},
         key_number=", ".join(f"{k.split(' ')[0] if 'N(' in k else k} {o.mean:+.1f}" for k, o in orders.items())
         + " orders",
