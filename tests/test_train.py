@@ -147,16 +147,21 @@ def test_a_run_writes_its_files_and_reports_numbers_that_reproduce(tmp_path):
     assert train(cfg, tmp_path) == result
 
 
-def test_a_non_finite_loss_ends_the_run_as_diverged(tmp_path):
-    cfg = TrainConfig(
+def diverging_config(log_every: int) -> TrainConfig:
+    """A unit-initialized deep MLP at lr 10: its loss turns non-finite within a few steps."""
+    return TrainConfig(
         "mlp_plain",
         "identity",
         model_options={"depth": 6, "width": 16, "init": "unit"},
         data_options={"train_size": 64, "val_size": 16, "test_size": 16, "dim": 4},
         recipe=Recipe(steps=50, batch_size=16, lr=10.0, schedule="constant", weight_decay=0.0),
         eval_train_size=16,
-        log_every=1,
+        log_every=log_every,
     )
+
+
+def test_a_non_finite_loss_ends_the_run_as_diverged(tmp_path):
+    cfg = diverging_config(log_every=1)
     result = train(cfg, tmp_path)  # must not raise
     assert result["status"] == "diverged" and 1 <= result["diverged_step"] <= 50
     assert result["steps"] == result["diverged_step"] - 1
@@ -331,15 +336,7 @@ def test_deferred_sync_as_on_a_gpu_gives_the_same_log_and_divergence_step(tmp_pa
         for r in read_metrics(tmp_path / "deferred" / "metrics.jsonl")
     ]
     assert each["test_error"] == deferred["test_error"]
-    bad = TrainConfig(
-        "mlp_plain",
-        "identity",
-        model_options={"depth": 6, "width": 16, "init": "unit"},
-        data_options={"train_size": 64, "val_size": 16, "test_size": 16, "dim": 4},
-        recipe=Recipe(steps=50, batch_size=16, lr=10.0, schedule="constant", weight_decay=0.0),
-        eval_train_size=16,
-        log_every=7,
-    )
+    bad = diverging_config(log_every=7)
     monkeypatch.setattr(train_loop, "SYNC_EACH_STEP", True)
     a = train(bad, tmp_path / "bad-each")
     monkeypatch.setattr(train_loop, "SYNC_EACH_STEP", False)
