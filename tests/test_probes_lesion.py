@@ -32,7 +32,7 @@ def _model(name, **kw):
         ("resnet20", SMALL),
         ("plain20", SMALL),
         ("preact110", dict(depth=20, **SMALL)),
-        ("resnet20", dict(shortcut="B", **SMALL)),  # projection shortcuts on downsampling blocks
+        ("resnet20", dict(downsample="B", **SMALL)),  # projection shortcuts on downsampling blocks
         ("resnet20", dict(shortcut="exclusive-gate", **SMALL)),
         ("resnet110_droppath", dict(depth=20, **SMALL)),  # Huang2016: drop-path is off at test time
         ("densenet40", dict(depth=13, **SMALL)),  # transitions are plain shape-changing blocks: not deletable

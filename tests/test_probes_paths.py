@@ -10,7 +10,7 @@ from torch import nn
 
 import reslab
 from reslab.models import Block, BlockNet, block_modes
-from reslab.models.parts import Multiply
+from reslab.models.parts import FixedScale
 from reslab.probes.paths import (
     PathResult,
     PathSampler,
@@ -101,7 +101,7 @@ def test_cached_sampler_equals_a_naive_backward_for_any_path(name):
 
 def _scaled_residual_mlp(n=8, scale=0.1, width=6):
     """Each branch multiplies by `scale`, so a path through k branches carries exactly scale^k."""
-    blocks = [Block(Multiply(scale), nn.Identity()) for _ in range(n)]
+    blocks = [Block(FixedScale(scale), nn.Identity()) for _ in range(n)]
     return BlockNet(nn.Linear(4, width), blocks, nn.Linear(width, 3), arch={}, input_shape=(4,))
 
 

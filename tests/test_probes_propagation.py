@@ -70,11 +70,13 @@ def test_plain_stack_collapses_when_branches_shrink():
 
 
 @pytest.mark.parametrize(
-    "shortcut", ["A", "B", "scale", "exclusive-gate", "shortcut-gate", "conv1x1", "dropout", "none"]
+    "shortcut,downsample",
+    [("identity", "A"), ("identity", "B")]
+    + [(s, "A") for s in ("scale", "exclusive-gate", "shortcut-gate", "projection", "dropout", "none")],
 )
-def test_he2016_shortcuts(shortcut):
+def test_he2016_shortcuts(shortcut, downsample):
     torch.manual_seed(0)
-    net = reslab.create_model("resnet20", shortcut=shortcut, in_channels=1)  # training mode: dropout is live
+    net = reslab.create_model("resnet20", shortcut=shortcut, downsample=downsample, in_channels=1)  # dropout is live
     x, y = torch.randn(4, 1, 12, 12), torch.randint(0, 10, (4,))
     a, b = (signal_propagation(net, x, y, seed=3) for _ in range(2))
     assert a.ratio.shape == (10,) and np.isfinite(a.ratio).all() and a.ratio[-1] == 1.0

@@ -5,6 +5,10 @@ Depth counts weight layers as the papers do: 6n+2 with basic blocks (two 3x3 con
 16/32/64 (bottleneck outputs are 4x wider). Any input channel count and image size work
 (global average pooling before the classifier), so 28x28x1 Fashion-MNIST and 32x32x3
 CIFAR use the same nets.
+
+The blocks come from the shared ``builder``; this module supplies only what is
+convolutional: the branches' convs, the 1x1 conv of projections and gates, BatchNorm2d,
+the stages' widths and strides, the stem and the head.
 """
 
 from __future__ import annotations
@@ -15,23 +19,9 @@ from torch import nn
 
 from ..errors import ConfigError
 from .block import Block
-from .init import fixup_init, init_weights
-from .merges import Concat, Gate
+from .builder import BlockBuilder, BlockConfig, BlockShape, LayerFactory, drop_path_rates, init_net
 from .net import BlockNet
-from .parts import Bias, DropPath, DroppedOut, Multiply, OptionA, Projection, Scale, Scaled
-from .units import UnitParts, check_order
 
-SHORTCUTS = (
-    "none",  # plain net: no skip connection
-    "A",  # identity; option A (subsample + zero channels) where the shape changes
-    "B",  # identity; 1x1 projection + BN where the shape changes
-    "conv1x1",  # He2016: a 1x1 conv on every shortcut
-    "scale",  # He2016: shortcut multiplied by shortcut_scale
-    "dropout",  # He2016: dropout on the shortcut
-    "exclusive-gate",  # He2016 / highway: g*F + (1-g)*x
-    "shortcut-gate",  # He2016: F + (1-g)*x
-)
-SCALARS = (None, "rezero", "skipinit", "fixup")
 BOTTLENECK_EXPANSION = 4
 
 
@@ -41,6 +31,33 @@ def conv3x3(cin: int, cout: int, stride: int = 1, bias: bool = False) -> nn.Conv
 
 def conv1x1(cin: int, cout: int, stride: int = 1, bias: bool = False) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 1, stride=stride, bias=bias)
+
+
+def _basic_branch(shape: BlockShape) -> tuple[list[nn.Module], list[int]]:
+    cin, cout, stride = shape
+    return [conv3x3(cin, cout, stride), conv3x3(cout, cout)], [cin, cout, cout]
+
+
+def _bottleneck_branch(shape: BlockShape) -> tuple[list[nn.Module], list[int]]:
+    cin, cout, stride = shape
+    width = cout // BOTTLENECK_EXPANSION
+    return [conv1x1(cin, width), conv3x3(width, width, stride), conv1x1(width, cout)], [cin, width, width, cout]
+
+
+def _dense_branch(shape: BlockShape) -> tuple[list[nn.Module], list[int]]:
+    return [conv3x3(shape.cin, shape.cout)], [shape.cin, shape.cout]
+
+
+def _projection(shape: BlockShape) -> nn.Module:
+    return conv1x1(*shape)
+
+
+def _gate(shape: BlockShape) -> nn.Module:
+    return conv1x1(*shape, bias=True)
+
+
+def _conv_layers(branch) -> LayerFactory:
+    return LayerFactory(branch=branch, projection=_projection, gate=_gate, norm=nn.BatchNorm2d)
 
 
 def blocks_per_stage(depth: int, bottleneck: bool) -> int:
@@ -55,34 +72,27 @@ def blocks_per_stage(depth: int, bottleneck: bool) -> int:
     return (depth - 2) // per_block
 
 
-def _shortcut(kind: str, projection: str, cin: int, cout: int, stride: int, opts: dict) -> nn.Module | None:
-    """The skip path of one block; ``projection`` says how a shape change is handled."""
-    if kind == "none":
-        return None
-    if kind == "conv1x1":
-        return Projection(conv1x1(cin, cout, stride))
-    if cin == cout and stride == 1:
-        base: nn.Module = nn.Identity()
-    elif (kind if kind in ("A", "B") else projection) == "A":
-        base = OptionA(cin, cout, stride)
-    else:
-        # He2015's option B has BN after the projection; pre-activation units feed the
-        # sum straight into the next unit's own BN, so He2016's code projects with a bare conv
-        norm = nn.BatchNorm2d(cout) if opts["projection_norm"] else None
-        base = Projection(conv1x1(cin, cout, stride), norm)
-    if kind == "scale":
-        return Scaled(base, opts["shortcut_scale"])
-    if kind == "dropout":
-        return DroppedOut(base, opts["shortcut_dropout"])
-    return base
+def _stage_shapes(widths: Sequence[int], n: int, expansion: int) -> list[BlockShape]:
+    """n blocks a stage; the first block of every stage but the first halves the resolution."""
+    shapes, cin = [], widths[0]
+    for stage, width in enumerate(widths):
+        for i in range(n):
+            shapes.append(BlockShape(cin, width * expansion, 2 if stage > 0 and i == 0 else 1))
+            cin = width * expansion
+    return shapes
+
+
+def _head(builder: BlockBuilder, width: int, num_classes: int) -> nn.Sequential:
+    pool = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    return nn.Sequential(*builder.parts.head_start(width), *pool, *builder.classifier(width, num_classes))
 
 
 def cifar_resnet(
     depth: int = 20,
     *,
     bottleneck: bool = False,
-    shortcut: str = "A",
-    projection: str = "A",
+    shortcut: str = "identity",
+    downsample: str = "A",
     order: str = "post",
     widths: Sequence[int] = (16, 32, 64),
     in_channels: int = 3,
@@ -104,110 +114,55 @@ def cifar_resnet(
     Args:
         depth: weight layers, 6n+2 (basic) or 9n+2 (bottleneck).
         bottleneck: use 1x1-3x3-1x1 bottleneck units with 4x expansion (He2016's 164/1001).
-        shortcut: one of ``SHORTCUTS``.
-        projection: "A" or "B": how the scale/dropout/gate shortcuts change shape.
-        order: where BN and ReLU sit in a unit (``units.ORDERS``; He2016 Table 2).
-        norm: "bn" or "none".
-        scalar: "rezero"/"skipinit" (a learnable scalar, init ``alpha_init``, at the end of
-            every branch) or "fixup" (Fixup's biases, multiplier and initialization);
-            all three need ``norm="none"``.
-        drop_path: drop-path probability of the last block; block l of L gets
-            drop_path * l / L (Huang2016's linear decay).
-        branch_scale: a fixed multiplier on every branch (e.g. 0.5 for He2016's
-            "0.5 both" scaling, or beta for Balduzzi2017's scaled branches).
-        gate_bias: initial bias of the gates (He2016 use 0 and -6).
-        zero_init_residual: start the last BN of every branch at zero (Goyal et al.), so
-            each residual block starts as the identity.
+        widths: the stages' widths (a bottleneck stage outputs 4x as many channels).
+        init: the init scheme (``init.SCHEMES``).
+        The other options configure every block: see ``builder.BlockConfig`` (all its
+        shortcuts but "concat", which is ``cifar_densenet``'s).
     """
-    check_order(order)
-    if shortcut not in SHORTCUTS:
-        raise ConfigError(f"unknown shortcut {shortcut!r}; choose one of {', '.join(SHORTCUTS)}")
-    if projection not in ("A", "B"):
-        raise ConfigError(f"projection must be 'A' or 'B', got {projection!r}")
-    if norm not in ("bn", "none"):
-        raise ConfigError(f"norm must be 'bn' or 'none', got {norm!r}")
-    if scalar not in SCALARS:
-        raise ConfigError(f"unknown scalar {scalar!r}; choose rezero, skipinit or fixup")
-    if scalar is not None and (norm != "none" or shortcut == "none"):
-        raise ConfigError(f"scalar={scalar!r} needs norm='none' and a shortcut")
-    if scalar == "fixup" and order != "post":
-        raise ConfigError("Fixup is defined for the original (post-activation) unit order")
+    cfg = BlockConfig(
+        shortcut=shortcut,
+        downsample=downsample,
+        order=order,
+        norm=norm,
+        scalar=scalar,
+        alpha_init=alpha_init,
+        branch_scale=branch_scale,
+        drop_path=drop_path,
+        gate_bias=gate_bias,
+        shortcut_scale=shortcut_scale,
+        shortcut_dropout=shortcut_dropout,
+        zero_init_residual=zero_init_residual,
+    )
+    if cfg.shortcut == "concat":
+        raise ConfigError("shortcut 'concat' is DenseNet's: use cifar_densenet")
     if len(widths) < 1 or any(w < 1 for w in widths):
         raise ConfigError(f"widths must be positive, got {tuple(widths)}")
     n = blocks_per_stage(depth, bottleneck)
-    arch = dict(locals())
-    parts = UnitParts(order, nn.BatchNorm2d if norm == "bn" else None)
-    opts = dict(
-        shortcut_scale=shortcut_scale,
-        shortcut_dropout=shortcut_dropout,
-        projection_norm=norm == "bn" and not parts.preactivated,
+    builder = BlockBuilder(cfg, _conv_layers(_bottleneck_branch if bottleneck else _basic_branch))
+    shapes = _stage_shapes(widths, n, BOTTLENECK_EXPANSION if bottleneck else 1)
+    stem = nn.Sequential(conv3x3(in_channels, widths[0]), *builder.parts.stem_tail(widths[0]))
+    blocks = builder.blocks(shapes)
+    head = _head(builder, shapes[-1].cout, num_classes)
+    arch = dict(
+        builder="cifar_resnet",
+        depth=depth,
+        bottleneck=bottleneck,
+        widths=list(widths),
+        in_channels=in_channels,
+        image_size=image_size,
+        num_classes=num_classes,
+        init=init,
+        blocks_per_stage=n,
+        **cfg.as_dict(),
     )
-    expansion = BOTTLENECK_EXPANSION if bottleneck else 1
-    total = n * len(widths)
-
-    stem = nn.Sequential(conv3x3(in_channels, widths[0]), *parts.stem_tail(widths[0]))
-    blocks: list[Block] = []
-    cin = widths[0]
-    for stage, width in enumerate(widths):
-        for i in range(n):
-            stride = 2 if stage > 0 and i == 0 else 1
-            cout = width * expansion
-            if bottleneck:
-                layers = [conv1x1(cin, width), conv3x3(width, width, stride), conv1x1(width, cout)]
-                layer_widths = [cin, width, width, cout]
-            else:
-                layers = [conv3x3(cin, width, stride), conv3x3(width, width)]
-                layer_widths = [cin, width, cout]
-            if scalar == "fixup":
-                branch_mods = _fixup_branch(layers)
-            else:
-                branch_mods = parts.branch(layers, layer_widths)
-                if scalar is not None:
-                    branch_mods.append(Scale(alpha_init))
-            if branch_scale != 1.0:
-                branch_mods.append(Multiply(branch_scale))
-            if drop_path and shortcut != "none":
-                branch_mods.append(DropPath(drop_path * (len(blocks) + 1) / total))
-            changes = stride != 1 or cin != cout
-            merge = None
-            if shortcut.endswith("-gate"):
-                kind = "exclusive" if shortcut == "exclusive-gate" else "shortcut-only"
-                merge = Gate(conv1x1(cin, cout, stride, bias=True), gate_bias, kind)
-            blocks.append(
-                Block(
-                    branch=nn.Sequential(*branch_mods),
-                    shortcut=_shortcut(shortcut, projection, cin, cout, stride, opts),
-                    merge=merge,
-                    post=parts.post(cout),
-                    changes_shape=changes,
-                    lesion_map=OptionA(cin, cout, stride) if shortcut == "none" and changes else None,
-                )
-            )
-            cin = cout
-    head_mods = parts.head_start(cin) + [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-    if scalar == "fixup":
-        head_mods.append(Bias())
-    head = nn.Sequential(*head_mods, nn.Linear(cin, num_classes))
     net = BlockNet(stem, blocks, head, arch, input_shape=(in_channels, image_size, image_size))
-    init_weights(net, init)
-    if scalar == "fixup":
-        fixup_init(net, branch_layers=len(layers))
-    if zero_init_residual:
-        for block in net.blocks:
-            norms = [m for m in block.branch.modules() if isinstance(m, nn.BatchNorm2d)]
-            if norms and order in ("post", "relu-preact"):
-                nn.init.zeros_(norms[-1].weight)
-    return net
+    return init_net(net, cfg, init)
 
 
-def _fixup_branch(layers: list[nn.Module]) -> list[nn.Module]:
-    """Fixup's branch: a scalar bias before every conv and activation, a multiplier at the end."""
-    mods: list[nn.Module] = []
-    for i, layer in enumerate(layers):
-        if i:
-            mods += [Bias(), nn.ReLU()]
-        mods += [Bias(), layer]
-    return mods + [Scale(1.0), Bias()]
+def _transition(cin: int, cout: int) -> Block:
+    """DenseNet's transition between stages (BN-ReLU-conv1x1-avgpool), a plain block."""
+    layers = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(), conv1x1(cin, cout), nn.AvgPool2d(2))
+    return Block(layers, None, changes_shape=True)
 
 
 def cifar_densenet(
@@ -228,30 +183,38 @@ def cifar_densenet(
     Each dense layer is a Block with branch BN-ReLU-conv3x3 (to ``growth`` channels),
     identity shortcut and a Concat merge; each transition (BN-ReLU-conv1x1-avgpool) is a
     plain Block. depth = 3 * layers + 4 as in the paper (DenseNet-40: 12 layers a stage).
+    ``drop_path`` decays linearly over the dense layers (Huang2016), as in ``BlockConfig``.
     """
     if (depth - 4) % stages or depth <= 4:
         raise ConfigError(f"densenet depth must be {stages}n+4 for n >= 1 (e.g. 13, 22, 40, 100); got {depth}")
     if not 0 < compression <= 1:
         raise ConfigError(f"compression must be in (0, 1], got {compression}")
     per_stage = (depth - 4) // stages
-    arch = dict(locals())
+    cfg = BlockConfig(shortcut="concat", order="preact", drop_path=drop_path)
+    builder = BlockBuilder(cfg, _conv_layers(_dense_branch))
+    rates = iter(drop_path_rates(drop_path, stages * per_stage))
     width = stem_width or 2 * growth
     stem = nn.Sequential(conv3x3(in_channels, width))
     blocks: list[Block] = []
     for stage in range(stages):
         for _ in range(per_stage):
-            branch = [nn.BatchNorm2d(width), nn.ReLU(), conv3x3(width, growth)]
-            if drop_path:
-                branch.append(DropPath(drop_path))
-            blocks.append(Block(nn.Sequential(*branch), nn.Identity(), Concat(growth), changes_shape=True))
+            blocks.append(builder.block(BlockShape(width, growth), next(rates)))
             width += growth
         if stage < stages - 1:
-            out = int(width * compression)
-            transition = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(), conv1x1(width, out), nn.AvgPool2d(2))
-            blocks.append(Block(transition, None, changes_shape=True))
-            width = out
-    head = nn.Sequential(
-        nn.BatchNorm2d(width), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes)
+            blocks.append(_transition(width, int(width * compression)))
+            width = int(width * compression)
+    arch = dict(
+        builder="cifar_densenet",
+        depth=depth,
+        growth=growth,
+        compression=compression,
+        stages=stages,
+        stem_width=stem_width,
+        in_channels=in_channels,
+        image_size=image_size,
+        num_classes=num_classes,
+        init=init,
+        **cfg.as_dict(),
     )
-    net = BlockNet(stem, blocks, head, arch, input_shape=(in_channels, image_size, image_size))
-    return init_weights(net, init)
+    net = BlockNet(stem, blocks, _head(builder, width, num_classes), arch, (in_channels, image_size, image_size))
+    return init_net(net, cfg, init)

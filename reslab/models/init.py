@@ -64,24 +64,17 @@ def init_weights(model: nn.Module, scheme: str = "he") -> nn.Module:
     return model
 
 
-def fixup_init(net: nn.Module, branch_layers: int) -> nn.Module:
+def fixup_init(net: nn.Module) -> nn.Module:
     """Fixup (Zhang et al. 2019): rescale so a deep net without normalization trains.
 
-    For L residual branches of m layers each: He-init the first m-1 layers of every branch
-    scaled by L^(-1/(2m-2)), zero the last layer of every branch, zero the classifier.
-    Expects ``net.blocks`` whose branches hold their weight layers in order and
-    ``net.head`` ending in a Linear classifier.
+    Every residual branch (a ``Branch``) applies Fixup's rule for L branches itself; the
+    classifier (the last Linear of ``net.head``) starts at zero.
     """
-    blocks = [b for b in net.blocks if b.shortcut is not None]
-    depth = len(blocks)
-    factor = depth ** (-1.0 / (2 * branch_layers - 2))
-    for block in blocks:
-        layers = [m for m in block.branch.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-        for layer in layers[:-1]:
-            nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="relu")
-            layer.weight.data.mul_(factor)
-        nn.init.zeros_(layers[-1].weight)
+    branches = [b.branch for b in net.blocks if b.shortcut is not None]
+    for branch in branches:
+        branch.fixup_init(len(branches))
     classifier = [m for m in net.head.modules() if isinstance(m, nn.Linear)][-1]
     nn.init.zeros_(classifier.weight)
-    nn.init.zeros_(classifier.bias)
+    if classifier.bias is not None:
+        nn.init.zeros_(classifier.bias)
     return net

@@ -1,4 +1,4 @@
-"""Small modules that blocks are assembled from: shortcuts, scalars, activations.
+"""Small modules that blocks are assembled from: shortcuts, scalars, branches, activations.
 
 Every module here is a plain class (no lambdas), so every model pickles.
 """
@@ -55,38 +55,11 @@ class Projection(nn.Module):
         return self.norm(self.layer(x))
 
 
-class Scaled(nn.Module):
-    """He2016 "constant scaling": the shortcut (or a branch) multiplied by a fixed lambda."""
-
-    def __init__(self, inner: nn.Module, scale: float):
-        super().__init__()
-        self.inner = inner
-        self.scale = float(scale)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner(x) * self.scale
-
-    def extra_repr(self) -> str:
-        return f"scale={self.scale}"
-
-
-class DroppedOut(nn.Module):
-    """He2016 "dropout shortcut": dropout applied to the shortcut signal."""
-
-    def __init__(self, inner: nn.Module, p: float):
-        super().__init__()
-        self.inner = inner
-        self.dropout = nn.Dropout(p)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.inner(x))
-
-
 # ----------------------------------------------------------------------------- scalars
 
 
-class Scale(nn.Module):
-    """A learnable scalar multiplier: ReZero/SkipInit's alpha (init 0), Fixup's multiplier (1)."""
+class LearnedScalar(nn.Module):
+    """A learned scalar multiplier: ReZero/SkipInit's alpha (init 0), Fixup's multiplier (init 1)."""
 
     def __init__(self, init: float = 0.0):
         super().__init__()
@@ -107,8 +80,9 @@ class Bias(nn.Module):
         return x + self.bias
 
 
-class Multiply(nn.Module):
-    """A fixed (not learned) multiplier, e.g. beta-scaled branches or "0.5 both" scaling."""
+class FixedScale(nn.Module):
+    """A fixed (not learned) multiplier: He2016's constant shortcut scaling, beta-scaled
+    branches (Balduzzi2017), "0.5 both" scaling."""
 
     def __init__(self, factor: float):
         super().__init__()
@@ -143,6 +117,44 @@ class DropPath(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p:.4f}"
+
+
+# ----------------------------------------------------------------------------- branches
+
+
+class Branch(nn.Sequential):
+    """A block's residual function F: the unit (weight layers with their norms and
+    activations), then its tail (learned scalar, fixed scale, drop-path).
+
+    It owns the init rules that depend on how it is built, applied after the net-wide init
+    (timm's ``zero_init_last``): ``closing_norm`` is the index of the norm that ends the
+    unit, if one does.
+    """
+
+    def __init__(self, *modules: nn.Module, closing_norm: int | None = None):
+        super().__init__(*modules)
+        self.closing_norm = closing_norm
+
+    def weight_layers(self) -> list[nn.Module]:
+        return [m for m in self.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+    def zero_init_last(self) -> None:
+        """Zero the scale of the norm that ends the unit (Goyal et al. 2017), so the branch
+        starts at zero and its block as the shortcut; without such a norm, do nothing."""
+        if self.closing_norm is not None:
+            nn.init.zeros_(self[self.closing_norm].weight)
+
+    def fixup_init(self, num_branches: int) -> None:
+        """Fixup (Zhang et al. 2019) for one of L = ``num_branches`` branches of m layers:
+        He-init the first m-1 layers scaled by L^(-1/(2m-2)), zero the last."""
+        layers = self.weight_layers()
+        for layer in layers[:-1]:
+            nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="relu")
+            layer.weight.data.mul_(num_branches ** (-1.0 / (2 * len(layers) - 2)))
+        nn.init.zeros_(layers[-1].weight)
+
+    def extra_repr(self) -> str:
+        return "" if self.closing_norm is None else f"closing_norm={self.closing_norm}"
 
 
 # ----------------------------------------------------------------------------- activations

@@ -18,7 +18,7 @@ from torch import nn
 from ..errors import ConfigError
 from .block import Block
 from .net import BlockNet
-from .parts import Scale
+from .parts import LearnedScalar
 
 VARIANTS = ("post-ln", "pre-ln", "no-residual", "rezero")
 
@@ -78,7 +78,19 @@ def transformer(
         raise ConfigError(f"unknown transformer variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     if depth < 1:
         raise ConfigError(f"transformer depth must be >= 1, got {depth}")
-    arch = dict(locals())
+    arch = dict(
+        builder="transformer",
+        depth=depth,
+        variant=variant,
+        d_model=d_model,
+        heads=heads,
+        d_ff=d_ff,
+        vocab_size=vocab_size,
+        seq_len=seq_len,
+        num_classes=num_classes,
+        dropout=dropout,
+        causal=causal,
+    )
     blocks = []
     for _ in range(depth):
         for sub in (SelfAttention(d_model, heads, dropout, causal), feed_forward(d_model, d_ff, dropout)):
@@ -89,7 +101,7 @@ def transformer(
             elif variant == "no-residual":
                 blocks.append(Block(sub, None, post=nn.LayerNorm(d_model)))
             else:
-                blocks.append(Block(nn.Sequential(sub, Scale(0.0)), nn.Identity()))
+                blocks.append(Block(nn.Sequential(sub, LearnedScalar(0.0)), nn.Identity()))
     final = [nn.LayerNorm(d_model)] if variant == "pre-ln" else []
     head = nn.Sequential(*final, nn.Linear(d_model, num_classes or vocab_size))
     net = BlockNet(TokenEmbedding(vocab_size, d_model, seq_len), blocks, head, arch, (seq_len,), vocab_size)

@@ -78,6 +78,11 @@ class UnitParts:
             mods.append(layer)
         return mods + self._ops(after, widths[-1])
 
+    @property
+    def ends_with_norm(self) -> bool:
+        """Whether the branch's last module is a norm (whose scale zero-init can start at 0)."""
+        return self.norm is not None and _LAYOUT[self.order][1].endswith("N")
+
     def post(self, width: int) -> nn.Module:
         ops = self._ops(_LAYOUT[self.order][2], width)
         return nn.Sequential(*ops) if ops else nn.Identity()

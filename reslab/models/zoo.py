@@ -28,7 +28,7 @@ for depth in (164, 1001):
         f"He2016 pre-activation bottleneck ResNet-{depth}",
         depth=depth,
         bottleneck=True,
-        shortcut="B",
+        downsample="B",
         order="preact",
     )
 
@@ -113,7 +113,7 @@ register_model(
     "Srivastava2015 highway net, width 50, gate bias -2",
     depth=50,
     width=50,
-    shortcut="highway",
+    shortcut="exclusive-gate",
     order="relu-before-add",
 )
 register_model(

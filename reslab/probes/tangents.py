@@ -33,7 +33,7 @@ from torch.func import jvp
 from ..errors import ConfigError
 from ..models.block import Block
 from ..models.merges import Add
-from ..models.parts import CReLU, DropPath, Multiply, Scale, Scaled
+from ..models.parts import CReLU, DropPath, FixedScale, LearnedScalar
 
 
 def _frozen_bn_forward(self: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor:
@@ -97,8 +97,8 @@ class StackedNets:
     multiplies both by the same mask), so value and tangent share one matrix product and
     one elementwise pass per op, and reductions over the inputs run along contiguous
     memory. Parameters are stacked per module when used, which keeps memory flat.
-    Supported parts: Linear, BatchNorm1d (frozen statistics), ReLU, CReLU, Tanh, Multiply,
-    Scale, Scaled, Identity, Flatten (no-op on (N, F) inputs), Dropout/DropPath in eval
+    Supported parts: Linear, BatchNorm1d (frozen statistics), ReLU, CReLU, Tanh, FixedScale,
+    LearnedScalar, Identity, Flatten (no-op on (N, F) inputs), Dropout/DropPath in eval
     mode, Sequential, and ``Block`` in mode ``full`` with an additive merge.
     """
 
@@ -145,12 +145,10 @@ class StackedNets:
         if isinstance(module, nn.Tanh):
             t = torch.tanh(z[:, :, 0])
             return torch.stack([t, z[:, :, 1] * (1 - t * t)], 2)
-        if isinstance(module, Multiply):
+        if isinstance(module, FixedScale):
             return z * module.factor
-        if isinstance(module, Scale):
+        if isinstance(module, LearnedScalar):
             return z * self.stacked(module, "weight").view(-1, 1, 1, 1)
-        if isinstance(module, Scaled):
-            return self.run(module.inner, z) * module.scale
         if isinstance(module, (nn.Identity, nn.Flatten)):
             return z
         if isinstance(module, (nn.Dropout, DropPath)) and (not module.training or module.p == 0):

@@ -50,8 +50,8 @@ FAMILIES = {
     "plain": ("plain (no shortcut)", {"shortcut": "none"}),
     "scale": ("shortcut × 0.5", {"shortcut": "scale", "shortcut_scale": 0.5}),
     "shortcut-gate": ("shortcut-only gate, b = 0", {"shortcut": "shortcut-gate", "gate_bias": 0.0}),
-    "exclusive-gate": ("exclusive gate, b = −6", {"shortcut": "highway", "gate_bias": -6.0}),
-    "linear": ("1×1 (linear) shortcut", {"shortcut": "linear"}),
+    "exclusive-gate": ("exclusive gate, b = −6", {"shortcut": "exclusive-gate", "gate_bias": -6.0}),
+    "linear": ("1×1 (linear) shortcut", {"shortcut": "projection"}),
     "dropout": ("dropout 0.5 shortcut", {"shortcut": "dropout", "shortcut_dropout": 0.5}),
 }
 

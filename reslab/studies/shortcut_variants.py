@@ -44,16 +44,16 @@ ANCHORS = {
 }
 # variant -> (label, options for the stand-in MLP, options for the CIFAR ResNet at full scale)
 VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
-    "identity": ("identity", {"shortcut": "identity"}, {"shortcut": "A"}),
+    "identity": ("identity", {"shortcut": "identity"}, {"shortcut": "identity"}),
     "scale": ("constant scaling 0.5", {"shortcut": "scale", "shortcut_scale": 0.5},
               {"shortcut": "scale", "shortcut_scale": 0.5}),
-    "exclusive-gate": ("exclusive gate, b = -6", {"shortcut": "highway", "gate_bias": -6.0},
+    "exclusive-gate": ("exclusive gate, b = -6", {"shortcut": "exclusive-gate", "gate_bias": -6.0},
                        {"shortcut": "exclusive-gate", "gate_bias": -6.0}),
     "shortcut-gate-0": ("shortcut-only gate, b = 0", {"shortcut": "shortcut-gate", "gate_bias": 0.0},
                         {"shortcut": "shortcut-gate", "gate_bias": 0.0}),
     "shortcut-gate-6": ("shortcut-only gate, b = -6", {"shortcut": "shortcut-gate", "gate_bias": -6.0},
                         {"shortcut": "shortcut-gate", "gate_bias": -6.0}),
-    "conv": ("1x1 conv shortcut", {"shortcut": "linear"}, {"shortcut": "conv1x1"}),
+    "conv": ("1x1 conv shortcut", {"shortcut": "projection"}, {"shortcut": "projection"}),
     "dropout": ("dropout 0.5", {"shortcut": "dropout", "shortcut_dropout": 0.5},
                 {"shortcut": "dropout", "shortcut_dropout": 0.5}),
 }  # fmt: skip
