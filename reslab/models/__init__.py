@@ -2,6 +2,7 @@
 
 from . import zoo as _zoo  # noqa: F401  (registers every named model)
 from .block import MODES, Block, block_modes, set_modes
+from .builder import BlockConfig
 from .cnn import cifar_densenet, cifar_resnet
 from .init import init_weights
 from .mlp import mlp
@@ -13,6 +14,7 @@ from .transformer import transformer
 __all__ = [
     "MODES",
     "Block",
+    "BlockConfig",
     "BlockNet",
     "RecurrentNet",
     "block_modes",

@@ -159,11 +159,14 @@ class BlockBuilder:
         branch = self.branch(shape, drop_path)
         merge = self.merge(shape)
         shortcut = self.shortcut(shape)
-        concat = self.cfg.shortcut == "concat"
-        changes = concat or shape.stride != 1 or shape.cin != shape.cout
+        changes = self.cfg.shortcut == "concat" or shape.stride != 1 or shape.cin != shape.cout
         plain_lesion = OptionA(*shape) if shortcut is None and changes else None
-        post = self.parts.post(shape.cin + shape.cout if concat else shape.cout)
+        post = self.parts.post(self.out_width(shape))
         return Block(branch, shortcut, merge, post, changes_shape=changes, lesion_map=plain_lesion)
+
+    def out_width(self, shape: BlockShape) -> int:
+        """A block's output width: its branch's, or its input's plus its branch's for concat."""
+        return shape.cin + shape.cout if self.cfg.shortcut == "concat" else shape.cout
 
     def branch(self, shape: BlockShape, drop_path: float) -> Branch:
         """The unit (layers in the config's order, or Fixup's), then its tail."""

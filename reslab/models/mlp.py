@@ -50,8 +50,7 @@ def _block_shapes(cfg: BlockConfig, depth: int, width: int, growth: int) -> list
 
 
 def _head(builder: BlockBuilder, last: BlockShape, num_classes: int, bias: bool, linear_head: bool) -> nn.Sequential:
-    parts = builder.parts
-    out = last.cin + last.cout if builder.cfg.shortcut == "concat" else last.cout
+    parts, out = builder.parts, builder.out_width(last)
     features = out if parts.preactivated else out * parts.expansion
     head_start = [] if linear_head else parts.head_start(out)
     return nn.Sequential(*head_start, *builder.classifier(features, num_classes, bias=bias))
