@@ -92,6 +92,11 @@ def test_learning_rate_schedules():
     assert [lr_at(warm, s, 100, False) for s in range(5)] == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.4])
     he = Recipe(schedule="constant", lr=0.1, warmup="he2015", warmup_lr=0.01)
     assert lr_at(he, 10, 100, True) == 0.01 and lr_at(he, 10, 100, False) == 0.1
+    wsd = Recipe(schedule="wsd", lr=0.1, decay_frac=0.2)
+    assert [lr_at(wsd, s, 100, False) for s in (0, 80, 90, 99)] == pytest.approx([0.1, 0.1, 0.05, 0.005])
+    # a wsd run of half the length follows the same rates until its own decay starts
+    assert all(lr_at(wsd, s, 100, False) == lr_at(wsd, s, 50, False) for s in range(41))
+    assert lr_at(wsd, 41, 50, False) < lr_at(wsd, 41, 100, False)
 
 
 def test_config_hash_covers_what_changes_a_result_only():

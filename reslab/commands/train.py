@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--momentum", type=float)
     p.add_argument("--nesterov", action="store_true", default=None)
     p.add_argument("--weight-decay", type=float)
-    p.add_argument("--schedule", choices=("step", "cosine", "constant"))
+    p.add_argument("--schedule", choices=("step", "cosine", "constant", "wsd"))
     p.add_argument("--warmup", choices=("none", "linear", "he2015"))
     p.add_argument("--warmup-steps", type=int)
     p.add_argument("--label-smoothing", type=float)

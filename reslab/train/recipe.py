@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adamw")
-SCHEDULES = ("step", "cosine", "constant")
+SCHEDULES = ("step", "cosine", "constant", "wsd")
 WARMUPS = ("none", "linear", "he2015")
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -26,7 +26,10 @@ class Recipe:
 
     Schedules: "step" multiplies the rate by ``gamma`` at each of ``milestones`` (fractions
     of the run's length, so a shortened run keeps the shape: He2015's 32k and 48k of 64k
-    are 0.5 and 0.75); "cosine" decays to ``final_lr``; "constant".
+    are 0.5 and 0.75); "cosine" decays to ``final_lr``; "constant"; "wsd" (warm-up, stable,
+    decay) holds ``lr`` and decays linearly to ``final_lr`` over the last ``decay_frac`` of
+    the run. A wsd run of half the length follows the same rates up to its own decay, so
+    its result can be branched off the longer run (the convergence check).
 
     Warm-up: "linear" ramps from 0 to ``lr`` over ``warmup_steps``; "he2015" trains at
     ``warmup_lr`` until the mean training error of the last ``warmup_window`` batches falls
@@ -47,6 +50,7 @@ class Recipe:
     milestones: tuple[float, ...] = (0.5, 0.75)
     gamma: float = 0.1
     final_lr: float = 0.0
+    decay_frac: float = 0.2
     warmup: str = "none"
     warmup_steps: int = 0
     warmup_lr: float = 0.01
@@ -112,6 +116,8 @@ class Recipe:
             raise bad("linear warm-up needs warmup_steps >= 1")
         if not 0 < self.warmup_error <= 1 or self.warmup_window < 1:
             raise bad("warmup_error must be in (0, 1] and warmup_window >= 1")
+        if not 0 < self.decay_frac <= 1:
+            raise bad(f"decay_frac must be in (0, 1], got {self.decay_frac}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise bad(f"grad_clip must be > 0 or None, got {self.grad_clip}")
         if self.crop is not None and self.crop < 0:
@@ -156,6 +162,10 @@ def lr_at(recipe: Recipe, step: int, total: int, warming: bool) -> float:
         return recipe.warmup_lr
     if recipe.schedule == "constant":
         lr = recipe.lr
+    elif recipe.schedule == "wsd":
+        decay_start = round((1.0 - recipe.decay_frac) * total)
+        left = min(max(total - step, 0), total - decay_start) / max(total - decay_start, 1)
+        lr = recipe.final_lr + (recipe.lr - recipe.final_lr) * left
     elif recipe.schedule == "step":
         passed = sum(1 for m in recipe.milestones if step >= round(m * total))
         lr = recipe.lr * recipe.gamma**passed
