@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from .environment import collect_env
-from .errors import ConfigError
+from .errors import ConfigError, file_errors
 from .report import render_report
 from .report.render import write_atomic
 from .runs.executors import Executor
@@ -67,7 +67,8 @@ def reproduce(
     ids = list(only) if only else study_ids()
     studies = [get_study(i) for i in ids]  # unknown ids fail before anything runs
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with file_errors("the report needs a folder it can write; pass another --out"):
+        out_dir.mkdir(parents=True, exist_ok=True)
     store = store or RunStore()
     executor = executor or LocalExecutor(log=log)
     env = collect_env()
