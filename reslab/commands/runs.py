@@ -54,14 +54,15 @@ def run_ls(args: argparse.Namespace) -> int:
         print(f"no runs{' match ' + repr(' '.join(args.filter)) if args.filter else ''} in {store.root}")
         return 0
     w = max(len(r.id) for r in records)
-    print(f"{'run':<{w}}  {'status':<9} {'steps':>7} {'train':>8} {'val':>8} {'test':>8} {'time':>8}")
+    print(f"{'run':<{w}}  {'status':<11} {'steps':>7} {'train':>8} {'val':>8} {'test':>8} {'time':>8}")
     for r in records:
         res = r.result or {}
         steps = res.get("steps", "-")
         secs = res.get("wall_time_s")
         print(
-            f"{r.id:<{w}}  {r.status:<9} {steps:>7} {_err(res, 'train_error'):>8} {_err(res, 'val_error'):>8} "
+            f"{r.id:<{w}}  {r.status:<11} {steps:>7} {_err(res, 'train_error'):>8} {_err(res, 'val_error'):>8} "
             f"{_err(res, 'test_error'):>8} {(f'{secs:.1f}s' if secs is not None else '-'):>8}"
+            + (f"  (kept outside the store: {r.dir})" if r.external else "")
         )
     print(f"{len(records)} run(s) in {store.root}")
     return 0
@@ -107,8 +108,9 @@ def _data_identity(r) -> str:
             identity = None
     if identity is None:
         return "not recorded (stored before reslab recorded data identities)"
-    official = identity.startswith("sha256:") and identity == implied_identity(r.config.data)
-    return identity + ("  (the official files)" if official else "")
+    if not identity.startswith("sha256:"):
+        return f"{identity} (from the config's data options and data_seed)"
+    return identity + ("  (the official files)" if identity == implied_identity(r.config.data) else "")
 
 
 def run_rm(args: argparse.Namespace) -> int:
