@@ -211,7 +211,8 @@ class RunStore:
     def _train(self, h, config, path, callbacks, dataset, progress, tensorboard) -> RunRecord:
         made = _missing_folders(path)  # removed again if nothing gets trained
         try:
-            with file_errors(f"nothing was trained; {USE_ANOTHER}, or another --out"):
+            fix = USE_ANOTHER if self._inside(path) else "give --out a writable folder"
+            with file_errors(f"nothing was trained; {fix}"):
                 path.mkdir(parents=True, exist_ok=True)
             busy = f"{path} is being trained by another process (perhaps of another store); try again when it ends"
             with locked(path / DIR_LOCK, wait=False, busy=busy):
