@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import select
 import sys
 
 from .errors import ReslabError
@@ -48,6 +50,26 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("reslab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        if not _stdout_closed():
+            raise  # a pipe of our own broke: a bug, not a reader that stopped reading
+        return 141  # like any Unix tool whose reader left (`reslab models | head -1`): quietly, 128 + SIGPIPE
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout's reader has gone (its pipe polls as an error); if so, point stdout at
+    /dev/null so that Python's final flush at exit does not print a broken-pipe error."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # stdout replaced by an object without a file
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    if not any(event & select.POLLERR for _, event in poller.poll(0)):
+        return False
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    return True
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from .environment import collect_env
-from .errors import ConfigError
+from .errors import ConfigError, file_errors
 from .report import render_report
 from .report.render import write_atomic
 from .runs.executors import Executor
@@ -67,7 +67,8 @@ def reproduce(
     ids = list(only) if only else study_ids()
     studies = [get_study(i) for i in ids]  # unknown ids fail before anything runs
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with file_errors("the report needs a folder it can write; pass another --out"):
+        out_dir.mkdir(parents=True, exist_ok=True)
     store = store or RunStore()
     executor = executor or LocalExecutor(log=log)
     env = collect_env()
@@ -83,7 +84,8 @@ def reproduce(
         merged = {**kept, **done}
         studies_out = [merged[i] for i in order if i in merged]
         elapsed = round(time.perf_counter() - start, 1)
-        payload = {"env": env, "scale": scale, "started": started, "elapsed_s": elapsed, "studies": studies_out}
+        payload = {"env": env, "scale": scale, "started": started, "elapsed_s": elapsed, "data": data,
+                   "studies": studies_out}  # fmt: skip
         write_atomic(out_dir / RESULTS, json.dumps(payload, indent=1, allow_nan=True).encode())
         render_report(out_dir)
 
@@ -100,6 +102,7 @@ def reproduce(
         return [c.replace(data_dir=data_dir) if data_dir else c for c in configs]
 
     queue = {c.hash(): c for st in todo for c in runs_of(st)}
+    data = {c.data: c.data_identity() for c in sorted(queue.values(), key=lambda c: c.data)}  # what the runs read
     executor.prefetch(store, list(queue.values()))
     position = {h: i for i, h in enumerate(queue)}
     order = sorted(todo, key=lambda st: max((position[c.hash()] for c in runs_of(st)), default=-1))

@@ -48,6 +48,7 @@ def smoke(tmp_path_factory):
 def test_smoke_catalogue_writes_every_study(smoke):
     data = _results(smoke["out"])
     assert data["scale"] == "smoke" and data["env"]["torch"]
+    assert data["data"] and all(v.startswith(("sha256:", "generated")) for v in data["data"].values())
     assert [s["id"] for s in data["studies"]] == study_ids()
     for s in data["studies"]:
         assert s["verdict"] in VERDICTS, s["id"]

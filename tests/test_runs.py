@@ -100,7 +100,7 @@ def test_a_run_left_running_by_a_dead_process_is_resumed(tmp_path):
     (record.dir / "result.json").unlink()
     (record.dir / "model.pt").unlink()
     store.index.upsert(record.hash, status="running")
-    assert store.lookup(cfg).status == "running"
+    assert store.lookup(cfg).status == "interrupted"  # "running" in the index, but no process holds its lock
     again = store.run(cfg)
     assert again.status == "finished" and again.dir == record.dir and again.result["resumed"] == 1
 

@@ -43,6 +43,7 @@ def _default_workers() -> int:
 
 
 def _go(args: argparse.Namespace, only: list[str] | None, out: str) -> int:
+    from ..data.download import check_data_dir
     from ..errors import ConfigError
     from ..reproduce import reproduce
     from ..runs.executors import make_executor
@@ -50,6 +51,9 @@ def _go(args: argparse.Namespace, only: list[str] | None, out: str) -> int:
 
     if args.seeds is not None and args.seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
+    check_data_dir(args.data_dir)
+    if Path(out).exists() and not Path(out).is_dir():
+        raise ConfigError(f"--out {out} is a file; name a folder for the report (it is created if missing)")
     workers = args.workers if args.workers is not None else _default_workers()
     executor = make_executor(args.executor, workers=workers, address=args.ray_address)
     report = reproduce(

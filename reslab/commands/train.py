@@ -69,7 +69,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-train-size", type=int, default=5000, help="training images evaluated in eval mode")
     p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (0: at the end only)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda[:N]")
-    p.add_argument("--out", help="put the run directory under this folder (it is indexed all the same)")
+    p.add_argument(
+        "--out",
+        help="put a new run's directory under this folder (indexed all the same); a run stored already stays "
+        "where it is (`reslab runs mv RUN DIR` moves it)",
+    )
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
     p.add_argument("--store", help="run store folder (default $RESLAB_HOME, else ~/.reslab)")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events (needs tensorboard)")
@@ -93,11 +97,13 @@ def parse_pairs(pairs: list[str], what: str) -> dict[str, Any]:
 
 
 def build_config(args: argparse.Namespace):
+    from ..data.download import check_data_dir
     from ..errors import ConfigError
     from ..train import Recipe, TrainConfig, get_recipe
 
     if not args.model or not args.data:
         raise ConfigError("train needs --model and --data (or --resume RUN_DIR)")
+    check_data_dir(args.data_dir)
     changes = {field: getattr(args, flag) for flag, field in RECIPE_FLAGS.items() if getattr(args, flag) is not None}
     recipe = get_recipe(args.recipe) if args.recipe else Recipe()
     recipe = recipe.replace(**changes) if changes else recipe
@@ -123,10 +129,14 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import ConfigError
-    from ..runs import RunStore
+    from pathlib import Path
 
-    store = RunStore(args.store)
+    from ..errors import ConfigError
+    from .runs import open_store
+
+    if args.out and Path(args.out).expanduser().exists() and not Path(args.out).expanduser().is_dir():
+        raise ConfigError(f"--out {args.out} is a file; name a folder (it is created if missing)")
+    store = open_store(args.store)
     defaults = {"seed": 0, "deterministic": False, "log_every": 20, "eval_every": 0, "eval_train_size": 5000,
                 "checkpoint_every": 500, "device": "auto", "model_opt": [], "data_opt": []}  # fmt: skip
     if args.resume:
@@ -140,8 +150,11 @@ def run(args: argparse.Namespace) -> int:
         existing = store.lookup(config)
         if existing is not None and existing.done:
             print(f"already trained (config {existing.hash[:10]}): {_summary(existing.result)}")
+            _say_if_elsewhere(existing, args.out)
             print(existing.dir)
             return 0
+        if existing is not None and existing.problem:
+            print(f"reslab: run {existing.id} ended before, but {existing.problem}; training it again", file=sys.stderr)
     try:
         if args.resume:
             record = store.resume(config_dir, progress=True, tensorboard=args.tensorboard)
@@ -153,8 +166,21 @@ def run(args: argparse.Namespace) -> int:
         if where:
             print(f"stopped at a checkpoint; continue with: reslab train --resume {where}", file=sys.stderr)
         raise
+    _say_if_elsewhere(record, args.out)
     print(record.dir)
     return 0
+
+
+def _say_if_elsewhere(record, out: str | None) -> None:
+    """``--out`` places new runs only: say where a run stored before is, and how to have it in ``out``."""
+    from pathlib import Path
+
+    if out and Path(record.dir).parent.resolve() != Path(out).expanduser().resolve():
+        print(
+            f"reslab: note: this run was stored before, at {record.dir}, not under {out}; `reslab runs mv "
+            f"{record.id} {out}` moves it there (or `reslab runs rm {record.id}`, then train again)",
+            file=sys.stderr,
+        )
 
 
 def _summary(result: dict[str, Any] | None) -> str:

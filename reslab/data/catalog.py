@@ -17,12 +17,15 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from . import cifar, fashion, synthetic
 from .base import Dataset, Split, channel_stats, hold_out
+from .download import check_data_dir
 
 REAL = ("fashion-mnist", "cifar10", "cifar100")
 DATASETS = REAL + tuple(synthetic.TASKS)
 DEFAULT_VAL_SIZE = {"fashion-mnist": 5000, "cifar10": 5000, "cifar100": 5000}
 # options that say how to read data, not what the data is (they never change a result)
 READ_OPTIONS = ("verify",)
+# a synthetic task's identity: its generator settings and seed, which the config holds already
+GENERATED = "generated"
 # the last few datasets loaded, so a study training many runs in one process splits and
 # normalizes once; callers must treat the tensors as read-only
 _CACHE: dict[tuple, Dataset] = {}
@@ -57,14 +60,43 @@ def load_dataset(
     The last few datasets are cached in memory (files are re-read when they change):
     treat the returned tensors as read-only.
     """
+    if name not in synthetic.TASKS:
+        check_data_dir(data_dir)
     key = (name, _stamp(name, data_dir), train_size, val_size, data_seed, tuple(sorted(options.items())))
     if key in _CACHE:
         return _CACHE[key]
     dataset = _load(name, data_dir, train_size, val_size, data_seed, options)
+    dataset.info["identity"] = data_identity(name, data_dir, options)  # known now: loading computed it
     if len(_CACHE) >= 4:
         _CACHE.pop(next(iter(_CACHE)))
     _CACHE[key] = dataset
     return dataset
+
+
+def data_identity(name: str, data_dir: str | Path | None = None, options: dict[str, Any] | None = None) -> str:
+    """What a run of ``name`` would train on: ``sha256:...`` over the digests of the source files
+    it would load (Fashion-MNIST's four files, CIFAR's archive members), or ``GENERATED`` for a
+    synthetic task. Cheap: verified official files are known without reading them, and
+    others are hashed once per process and file version. Subsets (train_size, image_size,
+    the validation split) are options of the config, not part of this identity.
+    """
+    options = options or {}
+    if name in synthetic.TASKS:
+        return GENERATED
+    check_data_dir(data_dir)
+    if name == "fashion-mnist":
+        return fashion.identity(data_dir, verify=options.get("verify", True))
+    if name in cifar.FORMATS:
+        return cifar.identity(name, data_dir)
+    raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} (see `reslab data ls`)")
+
+
+def implied_identity(name: str) -> str | None:
+    """The identity a dataset's name already promises: the official Fashion-MNIST files, or the
+    generator of a synthetic task. Run hashes name the data explicitly only when it differs."""
+    if name == "fashion-mnist":
+        return fashion.OFFICIAL_IDENTITY
+    return GENERATED if name in synthetic.TASKS else None
 
 
 def _stamp(name: str, data_dir: str | Path | None) -> tuple:
@@ -75,7 +107,7 @@ def _stamp(name: str, data_dir: str | Path | None) -> tuple:
         return tuple(sorted((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files))
     if name in ("cifar10", "cifar100"):
         path = cifar.locate(name, data_dir)
-        return (str(path), path.stat().st_mtime_ns) if path else ()
+        return cifar.stamp(path, cifar.FORMATS[name]) if path else ()
     return ()
 
 
@@ -148,6 +180,7 @@ def downsample(images: torch.Tensor, size: int) -> torch.Tensor:
 
 def dataset_status(data_dir: str | Path | None = None) -> list[dict[str, str]]:
     """For ``reslab data ls``: each dataset, where it was found, how to get it if missing."""
+    check_data_dir(data_dir)
     rows = []
     found = fashion.locate(data_dir)
     rows.append(

@@ -10,6 +10,7 @@ few numpy types the format uses, so a crafted file cannot run code.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import pickle
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .download import download, user_roots
+from .download import content_identity, download, user_roots
 
 URL_ENV = "RESLAB_CIFAR_URL"  # overrides OFFICIAL_URL (a mirror, or a test server)
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/"
@@ -137,8 +138,12 @@ def check_members(tar: tarfile.TarFile, archive: Path) -> list[tarfile.TarInfo]:
     return members
 
 
+def _wanted(fmt: CifarFormat) -> list[str]:
+    return [*fmt.train_files, fmt.test_file, fmt.meta_file]
+
+
 def _read_members(path: Path, fmt: CifarFormat) -> dict[str, bytes]:
-    wanted = [*fmt.train_files, fmt.test_file, fmt.meta_file]
+    wanted = _wanted(fmt)
     if path.is_dir():
         out = {}
         for f in wanted:
@@ -176,6 +181,47 @@ def _batch(obj: dict, where: str, fmt: CifarFormat, label_key: bytes) -> tuple[n
 
 
 _CACHE: dict[tuple, tuple] = {}
+_IDENTITIES: dict[tuple, str] = {}  # file stamps -> content identity, computed once per process
+
+
+def _found(name: str, data_dir: str | Path | None) -> Path:
+    path = locate(name, data_dir)
+    if path is None:
+        fmt = FORMATS[name]
+        searched = ", ".join(str(r) for r in user_roots(data_dir))
+        raise DataError(
+            f"{name} not found (searched {searched} for {fmt.archive} or {fmt.folder}/); "
+            f"run `reslab data fetch {name}` or pass --data-dir"
+        )
+    return path
+
+
+def stamp(path: Path, fmt: CifarFormat) -> tuple:
+    """Path, size and mtime of the archive, or of each member file of an extracted folder."""
+    files = [path] if path.is_file() else [path / f for f in _wanted(fmt)]
+    stamps = []
+    for file in files:
+        try:
+            st = file.stat()
+            stamps.append((str(file.resolve()), st.st_size, st.st_mtime_ns))
+        except FileNotFoundError:  # reported by _read_members
+            stamps.append((str(file), None, None))
+    return tuple(stamps)
+
+
+def _identity(members: dict[str, bytes]) -> str:
+    return content_identity({name: hashlib.sha256(raw).hexdigest() for name, raw in members.items()})
+
+
+def identity(name: str, data_dir: str | Path | None = None) -> str:
+    """The content identity of the members a run would load (read and hashed once per process
+    and file version; loading the data computes it too)."""
+    fmt = FORMATS[name]
+    path = _found(name, data_dir)
+    key = stamp(path, fmt)
+    if key not in _IDENTITIES:
+        _IDENTITIES[key] = _identity(_read_members(path, fmt))
+    return _IDENTITIES[key]
 
 
 def load_raw(
@@ -183,25 +229,21 @@ def load_raw(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, tuple[str, ...], Path]:
     """(train_x, train_y, test_x, test_y, class names, source) for "cifar10" or "cifar100".
 
-    Cached per process (keyed by path and mtime), so many runs in one process read it once.
+    Cached per process (keyed by path, size and mtime), so many runs in one process read it once.
     """
     fmt = FORMATS[name]
-    path = locate(name, data_dir)
-    if path is None:
-        searched = ", ".join(str(r) for r in user_roots(data_dir))
-        raise DataError(
-            f"{name} not found (searched {searched} for {fmt.archive} or {fmt.folder}/); "
-            f"run `reslab data fetch {name}` or pass --data-dir"
-        )
-    key = (name, str(path.resolve()), path.stat().st_mtime_ns, labels)
+    path = _found(name, data_dir)
+    files = stamp(path, fmt)
+    key = (name, files, labels)
     if key not in _CACHE:
+        raw = _read_members(path, fmt)
+        _IDENTITIES[files] = _identity(raw)
         _CACHE.clear()
-        _CACHE[key] = _load(path, fmt, name, labels)
+        _CACHE[key] = _load(raw, path, fmt, name, labels)
     return _CACHE[key]
 
 
-def _load(path: Path, fmt: CifarFormat, name: str, labels: str) -> tuple:
-    raw = _read_members(path, fmt)
+def _load(raw: dict[str, bytes], path: Path, fmt: CifarFormat, name: str, labels: str) -> tuple:
     label_key = b"labels" if name == "cifar10" else (b"fine_labels" if labels == "fine" else b"coarse_labels")
     parts = [
         _batch(_unpickle(raw[f], f"{path}:{f}", _fix(fmt)), f"{path}:{f}", fmt, label_key) for f in fmt.train_files

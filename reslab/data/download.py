@@ -34,6 +34,18 @@ def user_roots(data_dir: str | Path | None = None) -> list[Path]:
     return roots
 
 
+def check_data_dir(data_dir: str | Path | None) -> None:
+    """A data folder the user named must exist (searching a missing one would silently fall through)."""
+    if data_dir and not Path(data_dir).expanduser().exists():
+        raise DataError(f"the data folder {data_dir} (--data-dir) does not exist; give an existing folder or omit it")
+
+
+def content_identity(digests: dict[str, str]) -> str:
+    """One name for a dataset's content: the SHA-256 of its files' names and SHA-256 digests."""
+    listing = "".join(f"{name} {digest}\n" for name, digest in sorted(digests.items()))
+    return "sha256:" + hashlib.sha256(listing.encode()).hexdigest()
+
+
 def file_digest(path: Path, algorithm: str = "md5") -> str:
     h = hashlib.new(algorithm)
     with open(path, "rb") as f:

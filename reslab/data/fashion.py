@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .download import download, user_roots
+from .download import content_identity, download, user_roots
 
 NAME = "fashion-mnist"
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -56,7 +56,11 @@ FILES = {
     ),
 }
 
+# the content identity of the official files (what verification accepts)
+OFFICIAL_IDENTITY = content_identity({name: sha for name, (_, _, sha) in FILES.items()})
+
 _CACHE: dict[tuple, tuple[torch.Tensor, ...]] = {}
+_IDENTITIES: dict[tuple, str] = {}  # file stamps -> content identity, computed once per process
 
 
 def _file_in(folder: Path, name: str) -> Path | None:
@@ -105,18 +109,56 @@ def parse_idx(raw: bytes, path: Path, kind: str) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def _load_file(folder: Path, name: str, verify: bool) -> np.ndarray:
+def _load_file(folder: Path, name: str, verify: bool) -> tuple[np.ndarray, str]:
+    """The file's array and the SHA-256 of its decompressed bytes."""
     path = _file_in(folder, name)
     if path is None:
         raise DataError(f"{folder / name}(.gz) is missing; run `reslab data fetch fashion-mnist`")
     raw = _read(path)
     _, size, sha = FILES[name]
-    if verify and (len(raw) != size or hashlib.sha256(raw).hexdigest() != sha):
+    digest = hashlib.sha256(raw).hexdigest()
+    if verify and (len(raw) != size or digest != sha):
         raise DataError(
             f"{path} does not match the official Fashion-MNIST ({len(raw)} bytes decompressed, "
             f"SHA-256 differs); {FIX}, or pass verify=False for IDX files of your own"
         )
-    return parse_idx(raw, path, "images" if "images" in name else "labels")
+    return parse_idx(raw, path, "images" if "images" in name else "labels"), digest
+
+
+def _folder(data_dir: str | Path | None) -> Path:
+    folder = locate(data_dir)
+    if folder is None:
+        searched = [str(r) for r in user_roots(data_dir)] + [str(DEBIAN_DIR)]
+        raise DataError(
+            f"Fashion-MNIST not found (searched {', '.join(searched)}); run `reslab data fetch fashion-mnist`"
+        )
+    return folder
+
+
+def _stamps(folder: Path) -> tuple:
+    """Path, size and mtime of the four files: a changed file is read (and hashed) again."""
+    stamps = []
+    for name in FILES:
+        path = _file_in(folder, name)
+        st = path.stat()
+        stamps.append((str(path), st.st_size, st.st_mtime_ns))
+    return tuple(stamps)
+
+
+def identity(data_dir: str | Path | None = None, verify: bool = True) -> str:
+    """The content identity of the files a run would load (see ``download.content_identity``).
+
+    Verified files can only be the official ones, so their identity is known without
+    reading anything; unverified files are hashed once per process and file version.
+    """
+    if verify:
+        return OFFICIAL_IDENTITY
+    folder = _folder(data_dir)
+    stamps = _stamps(folder)
+    if stamps not in _IDENTITIES:
+        digests = {name: hashlib.sha256(_read(_file_in(folder, name))).hexdigest() for name in FILES}
+        _IDENTITIES[stamps] = content_identity(digests)
+    return _IDENTITIES[stamps]
 
 
 def load_raw(data_dir: str | Path | None = None, verify: bool = True) -> tuple[torch.Tensor, ...]:
@@ -125,20 +167,13 @@ def load_raw(data_dir: str | Path | None = None, verify: bool = True) -> tuple[t
     Cached per process (keyed by path, size and mtime), so many runs in one process read
     the files once.
     """
-    folder = locate(data_dir)
-    if folder is None:
-        searched = [str(r) for r in user_roots(data_dir)] + [str(DEBIAN_DIR)]
-        raise DataError(
-            f"Fashion-MNIST not found (searched {', '.join(searched)}); run `reslab data fetch fashion-mnist`"
-        )
-    stats = []
-    for name in FILES:
-        path = _file_in(folder, name)
-        st = path.stat()
-        stats.append((str(path), st.st_size, st.st_mtime_ns))
-    key = (tuple(stats), verify)
+    folder = _folder(data_dir)
+    stamps = _stamps(folder)
+    key = (stamps, verify)
     if key not in _CACHE:
-        arrays = {name: _load_file(folder, name, verify) for name in FILES}
+        loaded = {name: _load_file(folder, name, verify) for name in FILES}
+        arrays = {name: array for name, (array, _) in loaded.items()}
+        _IDENTITIES[stamps] = content_identity({name: digest for name, (_, digest) in loaded.items()})
         out = []
         for split in ("train", "t10k"):
             images, labels = arrays[f"{split}-images-idx3-ubyte"], arrays[f"{split}-labels-idx1-ubyte"]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ReslabError
-from ..studies.results import StudyResult
+from ..studies.results import FigureSpec, Series, StudyResult
 
 RESULTS_FILE = "results.json"
 
@@ -77,11 +80,49 @@ def _study(path: Path, index: int, raw: Any) -> StudyResult:
         study = StudyResult.from_dict(raw)
     except (TypeError, ValueError, AttributeError) as exc:
         raise ReportError(f"{where} does not match the StudyResult schema: {exc}") from None
-    for name, kind in (("numbers", dict), ("anchors", dict), ("setup", dict), ("evidence", list)):
-        if not isinstance(getattr(study, name), kind):
-            raise ReportError(f"{where}: '{name}' must be a JSON {'object' if kind is dict else 'list'}")
-    for fig in study.figures:
+    _check_types(study, where)
+    for n, fig in enumerate(study.figures, 1):
+        _check_types(fig, f"{where}: figure {n}")
         for s in fig.series:
-            if not isinstance(s.y, list) or not isinstance(s.x, list):
-                raise ReportError(f"{where}: figure {fig.title!r} series {s.label!r} needs x and y lists")
+            _check_types(s, f"{where}: figure {n} ({fig.title!r}), series")
     return study
+
+
+def _check_types(obj: StudyResult | FigureSpec | Series, where: str) -> None:
+    """Each field holds the JSON type its annotation names: the renderers rely on it. (Numbers
+    inside series and matrices are checked per figure: a bad one costs that figure only.)"""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if not _fits(value, hints[f.name]):
+            raise ReportError(
+                f"{where}: '{f.name}' must be {_json_type(hints[f.name])}, found {type(value).__name__} {value!r:.40}"
+            )
+
+
+def _fits(value: Any, kind: Any) -> bool:
+    if kind is Any:
+        return True
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        return any(_fits(value, k) for k in typing.get_args(kind))
+    if kind is type(None):
+        return value is None
+    if typing.get_origin(kind) is list:
+        strings = typing.get_args(kind) == (str,)
+        return isinstance(value, list) and (not strings or all(isinstance(v, str) for v in value))
+    if typing.get_origin(kind) is dict:
+        return isinstance(value, dict)
+    if kind in (int, float) and isinstance(value, bool):
+        return False
+    return isinstance(value, int | float) if kind is float else isinstance(value, kind)
+
+
+def _json_type(kind: Any) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false", type(None): "null"}
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        return " or ".join(_json_type(k) for k in typing.get_args(kind))
+    if typing.get_origin(kind) is list:
+        return "a list of strings" if typing.get_args(kind) == (str,) else "a list"
+    if typing.get_origin(kind) is dict:
+        return "an object"
+    return names.get(kind, "an object")

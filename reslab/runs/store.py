@@ -1,9 +1,23 @@
-"""The run store: every run a directory, every directory indexed by the hash of its config.
+"""The run store: every run a directory, every directory indexed by the hash of what determines it.
 
 ``store.run(config)`` returns the stored result of a config that already finished (or
 diverged) without training, resumes one that was interrupted, and trains a new one
-otherwise. A per-config lock file (``fcntl.flock``) makes two processes asking for the
-same config at once train it only once: the second waits, then finds it finished.
+otherwise. Finished means present and whole: a run whose directory vanished, or whose
+result.json or model.pt is missing or torn, is trained again (``RunRecord.problem`` says why).
+
+A store is self-contained: ``root/runs/<id>/`` per run, ``root/index.sqlite`` naming them
+relative to the root, ``root/locks/``. A copy (``cp -a``) or a moved store works where it
+lands and never touches the original. A run put elsewhere (``out``) is indexed by its
+absolute path as *external*: ``rm`` forgets it but never deletes it (``mv`` moves runs in
+or out). The index only caches the run directories: it is rebuilt from them when it is
+missing, and by ``RunStore.reindex`` (``reslab runs reindex``) when it is damaged.
+
+Locks live with what they protect and are released by the kernel when a process dies.
+``root/locks/<hash>.lock`` makes two processes asking this store for one config train it
+once (the second waits, then finds it finished); a run "running" in the index whose lock is
+free was killed, and is shown as ``interrupted``. ``<run dir>/.lock`` is held while a run
+trains, so no process (of any store, a copy included) trains or deletes a directory that
+another one is writing.
 
 Callbacks run only when training actually happens. A callback that records data for a
 study should write it into ``ctx.run_dir`` so it is kept with the run (and read it from
@@ -14,11 +28,11 @@ study should write it into ``ctx.run_dir`` so it is kept with the run (and read 
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import errno
 import fnmatch
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,13 +41,18 @@ from torch import nn
 
 from ..data import Dataset, load_dataset
 from ..environment import collect_env
-from ..errors import ConfigError, ReslabError
+from ..errors import ConfigError, ReslabError, StoreError, file_errors, os_fix, os_problem
 from ..models import get_entry
-from ..train import Callback, TrainConfig, read_metrics, read_result, train
+from ..train import Callback, TrainConfig, read_metrics, train
 from ..train.checkpoint import CHECKPOINT, atomic_write_text, load_torch, write_json
-from .index import RunIndex
+from ..train.setup import augmentation, resolve_device
+from .index import DamagedIndexError, RunIndex
+from .locks import is_held, locked
+from .rebuild import TERMINAL, read_config, result_columns, row_from_dir, safe_result, scan
 
-TERMINAL = ("finished", "diverged")
+INDEX = "index.sqlite"
+DIR_LOCK = ".lock"
+USE_ANOTHER = "pass --store a writable folder (it is created if missing) or set RESLAB_HOME"
 
 
 def default_root() -> Path:
@@ -42,7 +61,12 @@ def default_root() -> Path:
 
 @dataclass
 class RunRecord:
-    """One run as the store knows it. ``result`` is result.json's content (None until it exists)."""
+    """One run as the store knows it. ``result`` is result.json's content (None until it exists).
+
+    ``status``: running, stopped, finished, diverged; ``interrupted`` (the index says running but
+    no process holds its lock: killed), ``missing`` or ``damaged`` (it ended, but its directory
+    is gone or its result/model is unreadable: ``problem`` says which, and it trains again).
+    """
 
     id: str
     hash: str
@@ -52,6 +76,8 @@ class RunRecord:
     result: dict[str, Any] | None
     created: float | None = None
     updated: float | None = None
+    external: bool = False  # kept outside the store's root (``out``): never deleted by ``rm``
+    problem: str | None = None
 
     @property
     def done(self) -> bool:
@@ -73,16 +99,76 @@ class RunRecord:
 
 
 class RunStore:
-    """Runs under ``root`` (default ``$RESLAB_HOME``, else ``~/.reslab``): ``runs/<id>/`` and
-    ``index.sqlite``. A run may live elsewhere (``out``); it is indexed all the same."""
+    """Runs under ``root`` (default ``$RESLAB_HOME``, else ``~/.reslab``)."""
 
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root).expanduser() if root else default_root()
         self.runs_dir = self.root / "runs"
         self.locks_dir = self.root / "locks"
-        for d in (self.runs_dir, self.locks_dir):
-            d.mkdir(parents=True, exist_ok=True)
-        self.index = RunIndex(self.root / "index.sqlite")
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"the run store {self.root} is a file, not a folder; {USE_ANOTHER}")
+        with file_errors(f"the run store {self.root} cannot be used; {USE_ANOTHER}"):
+            for d in (self.runs_dir, self.locks_dir):
+                d.mkdir(parents=True, exist_ok=True)
+        self.rebuilt: int | None = None  # runs found when a missing index was rebuilt on opening
+        self.index = self._open_index()
+
+    def _open_index(self) -> RunIndex:
+        path = self.root / INDEX
+        if path.exists():
+            return RunIndex(path)
+        # one process rebuilds a missing index; the others wait, then open it
+        with locked(self.locks_dir / "index.lock"), file_errors(f"the run store {self.root} cannot be used"):
+            if path.exists():
+                return RunIndex(path)
+            for log in (path.with_name(INDEX + "-wal"), path.with_name(INDEX + "-shm")):
+                log.unlink(missing_ok=True)  # left by a deleted index: must not replay into a new one
+            index = RunIndex(path)
+            rows = scan(self.runs_dir)
+            if rows:
+                index.replace_all(rows)
+                self.rebuilt = len(rows)
+            return index
+
+    @classmethod
+    def reindex(cls, root: str | Path | None = None) -> tuple[RunStore, str]:
+        """Rebuild ``root``'s index from its run directories; returns the store and what was done.
+
+        A damaged index is set aside as ``index.sqlite.damaged``. Runs kept outside
+        ``runs/`` are known only to the old index: they are kept when it is readable and
+        their directories still hold them. Run it while no other process uses the store.
+        """
+        path = (Path(root).expanduser() if root else default_root()) / INDEX
+        old_rows, note = [], ""
+        try:
+            old_rows = RunIndex(path).all() if path.exists() else []
+        except DamagedIndexError:
+            with file_errors("cannot set the damaged index aside; check the store's permissions"):
+                os.replace(path, path.with_name(INDEX + ".damaged"))
+                for log in (path.with_name(INDEX + "-wal"), path.with_name(INDEX + "-shm")):
+                    log.unlink(missing_ok=True)
+            note = (f"; the damaged index is kept as {path.name}.damaged (runs kept outside the store cannot be "
+                    "read from it: `reslab train --resume DIR` indexes one again)")  # fmt: skip
+        store = cls(path.parent)
+        rows = {row["hash"]: row for row in scan(store.runs_dir)}
+        for row in old_rows:
+            if row["hash"] not in rows and not row["dir"].startswith(f"{store.runs_dir.name}/"):
+                fresh = row_from_dir(store._abs(row["dir"]), row["dir"])
+                if fresh is not None and fresh["hash"] == row["hash"]:
+                    rows[row["hash"]] = fresh
+        store.index.replace_all(list(rows.values()))
+        return store, f"indexed {len(rows)} run(s) in {store.root}{note}"
+
+    # --- paths: relative inside the store, absolute outside it ---------------------------
+    def _inside(self, path: Path) -> bool:
+        return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(self.root))
+
+    def _rel(self, path: Path) -> str:
+        path = Path(os.path.abspath(path))
+        return path.relative_to(os.path.abspath(self.root)).as_posix() if self._inside(path) else str(path)
+
+    def _abs(self, stored: str) -> Path:
+        return Path(stored) if Path(stored).is_absolute() else self.root / stored
 
     # --- training ------------------------------------------------------------------------
     def run(
@@ -97,7 +183,8 @@ class RunStore:
     ) -> RunRecord:
         """The finished run of ``config``: stored, resumed, or trained now.
 
-        ``out`` puts a new run's directory under that folder instead of the store's;
+        ``out`` puts a *new* run's directory under that folder instead of the store's (a run
+        stored already, finished or interrupted, stays where it is: see ``move``);
         ``run_dir`` names the directory exactly (``reslab train --resume``).
         """
         h = config.hash()
@@ -107,101 +194,112 @@ class RunStore:
         _preflight(config)
         if dataset is None:  # data problems surface before anything is written
             dataset = load_dataset(config.data, config.data_dir, **config.data_options)
+        augmentation(config, dataset)
         with self._lock(h):
             found = self._finished(h)  # another process may have trained it while we waited
             if found is not None:
                 return found
-            row = self.index.get(h)
-            if run_dir is not None:
-                path = Path(run_dir)
-            elif row is not None and Path(row["dir"]).is_dir():
-                path = Path(row["dir"])  # resume where it was interrupted
-            else:
-                path = (Path(out) if out else self.runs_dir) / config.run_id()
-            created = not path.exists()
-            path.mkdir(parents=True, exist_ok=True)
-            if not (path / "config.yaml").exists():
-                atomic_write_text(path / "config.yaml", config.to_yaml())
-            if not (path / "env.json").exists():
-                write_json(path / "env.json", collect_env())
-            self.index.upsert(
-                h, id=path.name, dir=str(path.resolve()), model=config.model, data=config.data, seed=config.seed,
-                status="running", config=config.to_dict(),
-            )  # fmt: skip
-            try:
+            path = Path(run_dir) if run_dir is not None else self._place(h, config, out)
+            return self._train(h, config, path, callbacks, dataset, progress, tensorboard)
+
+    def _place(self, h: str, config: TrainConfig, out: str | Path | None) -> Path:
+        row = self.index.get(h)
+        if row is not None and self._abs(row["dir"]).is_dir():
+            return self._abs(row["dir"])  # resume where it was interrupted
+        return (Path(out).expanduser() if out else self.runs_dir) / config.run_id()
+
+    def _train(self, h, config, path, callbacks, dataset, progress, tensorboard) -> RunRecord:
+        made = _missing_folders(path)  # removed again if nothing gets trained
+        try:
+            fix = USE_ANOTHER if self._inside(path) else "give --out a writable folder"
+            with file_errors(f"nothing was trained; {fix}"):
+                path.mkdir(parents=True, exist_ok=True)
+            busy = f"{path} is being trained by another process (perhaps of another store); try again when it ends"
+            with locked(path / DIR_LOCK, wait=False, busy=busy):
+                self._start(h, config, path)
                 result = train(config, path, callbacks, resume=True, progress=progress, tensorboard=tensorboard,
                                dataset=dataset)  # fmt: skip
-            except ReslabError:
-                if created and not (path / CHECKPOINT).exists():  # nothing trained: leave nothing behind
-                    shutil.rmtree(path, ignore_errors=True)
-                    self.index.delete(h)
-                else:
-                    self.index.upsert(h, status="stopped")
-                raise
-            except BaseException:
+        except BaseException as exc:
+            self._stopped(h, path, made)
+            if isinstance(exc, OSError) and os_problem(exc):
+                raise _training_error(exc, path) from None
+            raise
+        self.index.upsert(h, **result_columns(result))
+        return self._record(self.index.get(h))
+
+    def _start(self, h: str, config: TrainConfig, path: Path) -> None:
+        if not (path / "config.yaml").exists():
+            atomic_write_text(path / "config.yaml", config.to_yaml())
+        if not (path / "env.json").exists():
+            write_json(path / "env.json", collect_env())
+        self.index.upsert(
+            h, id=path.name, dir=self._rel(path), model=config.model, data=config.data, seed=config.seed,
+            status="running", config=config.to_dict(),
+        )  # fmt: skip
+
+    def _stopped(self, h: str, path: Path, made: list[Path]) -> None:
+        """After a failure: with nothing trained, no directory and no row are left; otherwise
+        the row says stopped (resumable from its checkpoint)."""
+        # the index may be what failed (a full disk): its row then reads as interrupted
+        with contextlib.suppress(StoreError):
+            if made and not (path / CHECKPOINT).exists():
+                shutil.rmtree(path, ignore_errors=True)
+                for folder in made[1:]:  # parents made for it, unless something else was put there since
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()
+                self.index.delete(h)
+            elif self.index.get(h) is not None:
                 self.index.upsert(h, status="stopped")
-                raise
-            self._record_result(h, result)
-            return self._record(self.index.get(h))
 
     def resume(self, run_dir: str | Path, **kwargs: Any) -> RunRecord:
-        """Continue the run in ``run_dir`` (from its config.yaml and checkpoint)."""
-        run_dir = Path(run_dir)
-        config_file = run_dir / "config.yaml"
-        if not config_file.is_file():
-            raise ReslabError(f"{run_dir} is not a run directory (no config.yaml)")
-        config = TrainConfig.from_yaml(config_file.read_text())
-        result = read_result(run_dir)
-        if result is not None and result.get("status") in TERMINAL:
-            self._index_existing(run_dir, config, result)
+        """Continue the run in ``run_dir`` (from its config.yaml and checkpoint), or index it
+        if it finished. Refused when this store keeps the same run in another directory
+        (``run_dir`` is a copy): adopting it would orphan the original."""
+        run_dir = Path(run_dir).expanduser()
+        found = read_config(run_dir) if run_dir.is_dir() else None
+        if found is None:
+            raise StoreError(f"{run_dir} is not a run directory (no readable config.yaml)")
+        config, recorded = found
+        h = config.hash()
+        if recorded is not None and recorded != h:
+            raise StoreError(
+                f"{run_dir} was stored under hash {recorded[:10]} but its config now hashes to {h[:10]}: the data "
+                "it names differs from what it trained on; point --data-dir at that data (see `reslab runs show`)"
+            )
+        row = self.index.get(h)
+        other = self._abs(row["dir"]) if row is not None else None
+        if other is not None and other.is_dir() and not other.samefile(run_dir):
+            raise StoreError(
+                f"this store keeps that run at {other}, and {run_dir} is a copy of it; continue that one "
+                f"(reslab train --resume {other}), or forget it first (reslab runs rm {row['id']}) to adopt the copy"
+            )
         return self.run(config, run_dir=run_dir, **kwargs)
 
-    def _finished(self, h: str) -> RunRecord | None:
-        row = self.index.get(h)
-        if row is None or row["status"] not in TERMINAL:
-            return None
-        result = read_result(Path(row["dir"]))
-        if result is None or result.get("status") not in TERMINAL:
-            return None  # the directory was removed or damaged: train it again
-        return self._record(row, result)
-
-    def _record_result(self, h: str, result: dict[str, Any]) -> None:
-        self.index.upsert(
-            h, status=result["status"], result=result, train_error=result.get("train_error"),
-            val_error=result.get("val_error"), test_error=result.get("test_error"), steps=result.get("steps"),
-            wall_time_s=result.get("wall_time_s"),
-        )  # fmt: skip
-
-    def _index_existing(self, run_dir: Path, config: TrainConfig, result: dict[str, Any]) -> None:
-        h = config.hash()
-        self.index.upsert(
-            h, id=run_dir.name, dir=str(run_dir.resolve()), model=config.model, data=config.data, seed=config.seed,
-            status=result["status"], config=config.to_dict(),
-        )  # fmt: skip
-        self._record_result(h, result)
-
-    @contextlib.contextmanager
-    def _lock(self, h: str, wait: bool = True) -> Iterator[None]:
-        path = self.locks_dir / f"{h}.lock"
-        with open(path, "a") as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise ReslabError("that run is being trained by another process; try again when it ends") from None
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+    def _lock(self, h: str, wait: bool = True) -> contextlib.AbstractContextManager[None]:
+        busy = "that run is being trained by another process; try again when it ends"
+        return locked(self.locks_dir / f"{h}.lock", wait, busy)
 
     # --- looking runs up -------------------------------------------------------------------
-    def _record(self, row: dict[str, Any], result: dict[str, Any] | None = None) -> RunRecord:
-        path = Path(row["dir"])
-        if result is None:
-            result = row.get("result") or read_result(path)
+    def _finished(self, h: str) -> RunRecord | None:
+        row = self.index.get(h)
+        record = self._record(row) if row is not None else None
+        return record if record is not None and record.done else None
+
+    def _record(self, row: dict[str, Any]) -> RunRecord:
+        path = self._abs(row["dir"])
+        status, result, problem = row["status"], row.get("result"), None
+        if status in TERMINAL:
+            result, problem = _check_done(path, row["hash"])
+            if problem is not None:
+                status = "missing" if not path.is_dir() else "damaged"
+        else:
+            result = result or safe_result(path)
+            if status == "running" and not is_held(self.locks_dir / f"{row['hash']}.lock"):
+                status = "interrupted"
         return RunRecord(
-            id=row["id"], hash=row["hash"], dir=path, status=row["status"],
-            config=TrainConfig.from_dict(row["config"]), result=result,
-            created=row.get("created"), updated=row.get("updated"),
+            id=row["id"], hash=row["hash"], dir=path, status=status, config=TrainConfig.from_dict(row["config"]),
+            result=result, created=row.get("created"), updated=row.get("updated"),
+            external=not self._inside(path), problem=problem,  # older indexes hold absolute paths
         )  # fmt: skip
 
     def lookup(self, config: TrainConfig) -> RunRecord | None:
@@ -212,20 +310,22 @@ class RunStore:
     def find(self, pattern: str | None = None, **fields: Any) -> list[RunRecord]:
         """Runs matching ``pattern`` and ``fields``.
 
-        ``pattern`` is a list of space-separated terms; ``key=glob`` matches a column (id,
+        ``pattern`` is a list of space-separated terms; ``key=glob`` matches a field (id,
         hash, model, data, seed, status, dir), a bare term matches the run id (as a glob if
-        it has ``*?[``, else as a substring). ``fields`` are exact column values.
+        it has ``*?[``, else as a substring). ``fields`` are exact field values.
         """
         terms: list[tuple[str, str]] = []
         for term in (pattern or "").split():
             key, sep, value = term.partition("=")
             terms.append((key, value) if sep else ("id", term if any(c in term for c in "*?[") else f"*{term}*"))
         out = []
-        for row in self.index.all():
-            if any(row.get(k) != v for k, v in fields.items()):
+        for record in map(self._record, self.index.all()):
+            values = {"id": record.id, "hash": record.hash, "model": record.config.model, "data": record.config.data,
+                      "seed": record.config.seed, "status": record.status, "dir": str(record.dir)}  # fmt: skip
+            if any(values.get(k) != v for k, v in fields.items()):
                 continue
-            if all(fnmatch.fnmatchcase(str(row.get(key, "")), glob) for key, glob in terms):
-                out.append(self._record(row))
+            if all(fnmatch.fnmatchcase(str(values.get(key, "")), glob) for key, glob in terms):
+                out.append(record)
         return out
 
     ls = find
@@ -236,7 +336,7 @@ class RunStore:
         rows = self.index.all()
         path = Path(ref).expanduser()
         if path.is_dir():
-            matches = [r for r in rows if Path(r["dir"]).resolve() == path.resolve()]
+            matches = [r for r in rows if self._abs(r["dir"]).is_dir() and self._abs(r["dir"]).samefile(path)]
         else:
             matches = [r for r in rows if r["id"] == ref or r["hash"] == ref]
             if not matches and ref:
@@ -248,21 +348,47 @@ class RunStore:
             raise ReslabError(f"{ref!r} matches {len(matches)} runs ({ids}, ...); give more of the id")
         return self._record(matches[0])
 
+    # --- removing and moving -----------------------------------------------------------------
     def rm(self, ref: str | Path) -> RunRecord:
-        """Delete a run's directory and its index row (refused while it is training)."""
+        """Delete a run's directory and its index row (refused while it trains). An external
+        run (outside the store's root) is only forgotten: its directory stays."""
         record = self.get(ref)
         with self._lock(record.hash, wait=False):
-            if record.dir.is_dir():
-                if not (record.dir / "config.yaml").exists():
-                    raise ReslabError(f"{record.dir} does not look like a run directory; not deleting it")
-                shutil.rmtree(record.dir)
+            if not record.external and record.dir.is_dir():
+                if record.dir.is_symlink() or not (record.dir / "config.yaml").exists():
+                    raise StoreError(f"{record.dir} does not look like a run directory; not deleting it")
+                busy = f"{record.dir} is being trained by another process; not deleting it"
+                partly = f"{record.dir} is only partly deleted; fix that, then `reslab runs rm` it again"
+                with locked(record.dir / DIR_LOCK, wait=False, busy=busy), file_errors(partly):
+                    shutil.rmtree(record.dir)
             self.index.delete(record.hash)
-        # the lock file stays: deleting it could let two processes lock different files for one run
         return record
+
+    def move(self, ref: str | Path, folder: str | Path) -> RunRecord:
+        """Move a run's directory into ``folder`` (outside the root it becomes external)."""
+        record = self.get(ref)
+        folder = Path(folder).expanduser()
+        dest = folder / record.dir.name
+        if folder.exists() and not folder.is_dir():
+            raise StoreError(f"{folder} is a file; name the folder to move run {record.id} into")
+        if dest.exists():
+            raise StoreError(f"{dest} already exists; move the run into another folder")
+        if not record.dir.is_dir():
+            raise StoreError(f"run {record.id} has no directory to move ({record.dir} is gone); `reslab runs rm` it")
+        busy = f"{record.dir} is being trained by another process; try again when it ends"
+        with self._lock(record.hash, wait=False), locked(record.dir / DIR_LOCK, wait=False, busy=busy):
+            with file_errors(f"run {record.id} is still at {record.dir}"):
+                folder.mkdir(parents=True, exist_ok=True)
+                copied = _move_dir(record.dir, dest)
+            self.index.upsert(record.hash, id=dest.name, dir=self._rel(dest))
+            if copied:  # across devices: the original goes only once the index names the copy
+                with file_errors(f"the run is at {dest} now; delete {record.dir} by hand"):
+                    shutil.rmtree(record.dir)
+        return self.get(record.hash)
 
 
 def _preflight(config: TrainConfig) -> None:
-    """Name errors (unknown model or dataset) before any directory is made."""
+    """Name errors (unknown model or dataset, a device this machine lacks) before any directory is made."""
     from ..data import DATASETS
 
     get_entry(config.model)
@@ -270,3 +396,60 @@ def _preflight(config: TrainConfig) -> None:
         raise ConfigError(
             f"unknown dataset {config.data!r}; choose one of {', '.join(DATASETS)} (see `reslab data ls`)"
         )
+    resolve_device(config.device)
+
+
+def _check_done(path: Path, h: str) -> tuple[dict[str, Any] | None, str | None]:
+    """(result, None) for a run that ended and is whole in ``path``, else (None, what is wrong)."""
+    if not path.is_dir():
+        return None, f"its directory {path} is gone"
+    result = safe_result(path)
+    if result is None or result.get("status") not in TERMINAL or result.get("config_hash") != h:
+        return None, f"its {path / 'result.json'} is missing, torn or not this run's"
+    if not (path / "model.pt").is_file():
+        return None, f"its {path / 'model.pt'} is missing"
+    return result, None
+
+
+def _training_error(exc: OSError, path: Path) -> StoreError:
+    """A file-system error during training, with where the last good checkpoint is."""
+    problem, fix = os_problem(exc, f"writing the run {path}"), os_fix(exc)
+    checkpoint = path / CHECKPOINT
+    if not checkpoint.exists():
+        return StoreError(f"{problem}; nothing was trained or kept: {fix} and train again")
+    try:
+        step = f" (step {int(load_torch(checkpoint)['step'])})"
+    except (ReslabError, OSError, KeyError, TypeError):
+        step = ""
+    return StoreError(
+        f"{problem}; the last good checkpoint is {checkpoint}{step}: {fix}, then continue with "
+        f"`reslab train --resume {path}`"
+    )
+
+
+def _missing_folders(path: Path) -> list[Path]:
+    """``path`` and those of its parents that do not exist yet, deepest first."""
+    out = []
+    while not path.exists() and path != path.parent:
+        out.append(path)
+        path = path.parent
+    return out
+
+
+def _move_dir(src: Path, dest: Path) -> bool:
+    """Rename ``src`` to ``dest``; across devices copy it (under a temporary name, renamed when
+    whole) and return True: the caller deletes ``src`` once nothing points at it any more."""
+    try:
+        os.rename(src, dest)
+        return False
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    tmp = dest.with_name(f".{dest.name}.moving")
+    try:
+        shutil.copytree(src, tmp, symlinks=True)
+        os.rename(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return True

@@ -7,6 +7,7 @@ Temporary names start with a dot and never match ``checkpoint*.pt``.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -64,7 +65,11 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def save_torch(path: Path, obj: Any, durable: bool = False) -> None:
-    atomic_write(path, lambda f: torch.save(obj, f), durable=durable)
+    # serialized in memory first: torch.save turns a failed file write (a full disk) into a
+    # RuntimeError; writing the bytes ourselves keeps it the OSError it is
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write(path, lambda f: f.write(buffer.getbuffer()), durable=durable)
 
 
 def load_torch(path: Path, map_location: str | torch.device = "cpu") -> Any:

@@ -1,9 +1,13 @@
 """``TrainConfig``: one training run, fully specified, and the hash that names it in the store.
 
 The hash covers the fields that can change a result (model, data, recipe, seed, what is
-evaluated) in canonical JSON; fields that only say *where* or *how often to report*
-(``data_dir``, ``device``, ``log_every``, ``checkpoint_every``) are left out, so moving
-the data or logging more often does not retrain anything.
+evaluated) and the identity of the data the run reads (``data.data_identity``: the digest
+of its source files), in canonical JSON. Fields that only say *where* or *how often to
+report* (``data_dir``, ``device``, ``log_every``, ``checkpoint_every``) are left out, so
+moving the data or logging more often does not retrain anything, while other data under
+the same name (a doctored copy read with ``verify=False``) is another run. The identity
+enters the hash only where it differs from what the dataset's name promises (the official
+files, a generator's settings), so runs stored before it was hashed keep their hashes.
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ from typing import Any
 
 import yaml
 
-from ..data.catalog import READ_OPTIONS
+from ..data.catalog import READ_OPTIONS, data_identity, implied_identity
 from ..errors import ConfigError
 from .recipe import Recipe
 
 UNHASHED = ("data_dir", "device", "log_every", "checkpoint_every")
+RECORDED = ("hash", "data_identity")  # written to config.yaml beside the fields, never read back as fields
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+SEED_RANGE = (-(2**63), 2**63 - 1)  # what torch's generators and the index's INTEGER column hold
 # libyaml's safe dumper/loader when present (10x faster than the pure-Python ones)
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -75,16 +82,23 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
         if not isinstance(self.log_every, int) or self.log_every < 1:
             raise ConfigError(f"log_every must be an integer >= 1, got {self.log_every!r}")
-        if not isinstance(self.seed, int):
-            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
-        if self.device not in ("auto", "cpu") and not str(self.device).startswith(("cuda", "mps")):
-            raise ConfigError(f"device must be auto, cpu, cuda[:N] or mps, got {self.device!r}")
+        if not isinstance(self.seed, int) or not SEED_RANGE[0] <= self.seed <= SEED_RANGE[1]:
+            raise ConfigError(f"seed must be a 64-bit integer (-2**63 to 2**63-1), got {self.seed!r}")
+        if not isinstance(self.device, str) or not DEVICE.fullmatch(self.device):
+            raise ConfigError(f"device must be auto, cpu, cuda, cuda:N (N a GPU number) or mps, got {self.device!r}")
         if "data_dir" in self.data_options:
             raise ConfigError("data_dir is a TrainConfig field, not a data option")
+
+    def data_identity(self) -> str:
+        """The identity of the data this run reads (see ``reslab.data.data_identity``)."""
+        return data_identity(self.data, self.data_dir, self.data_options)
 
     def hashed_fields(self) -> dict[str, Any]:
         out = {k: v for k, v in self.to_dict().items() if k not in UNHASHED}
         out["data_options"] = {k: v for k, v in self.data_options.items() if k not in READ_OPTIONS}
+        identity = self.data_identity()
+        if identity != implied_identity(self.data):
+            out["data_identity"] = identity
         return out
 
     def hash(self) -> str:
@@ -109,14 +123,15 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        data = {k: v for k, v in data.items() if k != "hash"}
+        data = {k: v for k, v in data.items() if k not in RECORDED}
         unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise ConfigError(f"unknown config field(s) {', '.join(unknown)}")
         return cls(**data)
 
     def to_yaml(self) -> str:
-        return yaml.dump({**self.to_dict(), "hash": self.hash()}, Dumper=_Dumper, sort_keys=False)
+        recorded = {"hash": self.hash(), "data_identity": self.data_identity()}
+        return yaml.dump({**self.to_dict(), **recorded}, Dumper=_Dumper, sort_keys=False)
 
     @classmethod
     def from_yaml(cls, text: str) -> TrainConfig:

@@ -26,9 +26,20 @@ DEFAULT_AUGMENT = {"cifar10": Augment(4, True), "cifar100": Augment(4, True)}
 
 
 def resolve_device(device: str) -> torch.device:
+    """The torch device for ``auto``/``cpu``/``cuda[:N]``/``mps``, refused early where this machine lacks it."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"--device {device}: this machine has no CUDA GPU (or torch was built without CUDA); "
+                              "use --device cpu or auto")  # fmt: skip
+        if dev.index is not None and dev.index >= count:
+            raise ConfigError(f"--device {device}: this machine has {count} CUDA GPU(s), numbered 0 to {count - 1}")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {device}: MPS is not available on this machine; use --device cpu or auto")
+    return dev
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -58,6 +69,12 @@ def build_model(config: TrainConfig, dataset: Dataset) -> tuple[nn.Module, dict[
     if "in_features" in config.model_options:
         options.pop("input_shape", None)
     options.update(config.model_options)
+    wanted = config.model_options.get("num_classes", dataset.num_classes)
+    if wanted != dataset.num_classes:
+        raise ConfigError(
+            f"num_classes={wanted} does not fit {dataset.name}, which has {dataset.num_classes} "
+            f"{'classes' if dataset.task == 'classification' else 'outputs'}; drop --model-opt num_classes"
+        )
     return create_model(config.model, **options), options
 
 
@@ -69,6 +86,10 @@ def augmentation(config: TrainConfig, dataset: Dataset) -> Augment | None:
         if r.crop or r.flip:
             raise ConfigError(f"crop/flip augmentation needs image data; {dataset.name} is not")
         return None
+    side = min(dataset.shape[1:]) if dataset.is_image else 0
+    if aug.crop >= side > 0:  # a shift of a whole image or more would crop nothing but padding
+        raise ConfigError(f"--crop {aug.crop} is not smaller than the {side}x{side} images of {dataset.name}; "
+                          f"use a crop below {side} (He2015 uses 4 on 32x32)")  # fmt: skip
     return aug
 
 
