@@ -20,7 +20,7 @@ import torch
 from .environment import collect_env
 from .errors import ConfigError
 from .report import render_report
-from .report.render import write_atomic
+from .report.render import write_public
 from .runs.executors import Executor
 from .runs.store import RunStore
 from .studies.base import SCALES, Study, StudyContext
@@ -84,7 +84,7 @@ def reproduce(
         studies_out = [merged[i] for i in order if i in merged]
         elapsed = round(time.perf_counter() - start, 1)
         payload = {"env": env, "scale": scale, "started": started, "elapsed_s": elapsed, "studies": studies_out}
-        write_atomic(out_dir / RESULTS, json.dumps(payload, indent=1, allow_nan=True).encode())
+        write_public(out_dir / RESULTS, json.dumps(payload, indent=1, allow_nan=True).encode())
         render_report(out_dir)
 
     todo = [

@@ -8,6 +8,10 @@ from typing import Any
 
 import yaml
 
+from ..errors import ConfigError
+from ..train import Recipe, TrainConfig, get_recipe
+from ..train.recipe import PRECISIONS
+
 # recipe fields a flag can set: flag dest -> Recipe field
 RECIPE_FLAGS = {
     "epochs": "epochs",
@@ -57,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--crop", type=int, help="pad-and-crop augmentation, in pixels (default: the dataset's)")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None, help="horizontal flips")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"))
+    p.add_argument("--precision", choices=("auto", *PRECISIONS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--deterministic", action="store_true", help="deterministic algorithms (bit-exact on CPU)")
     p.add_argument("--train-size", type=int, help="train on a subset of this many images")
@@ -78,8 +82,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def parse_pairs(pairs: list[str], what: str) -> dict[str, Any]:
     """``KEY=VALUE`` strings to a dict; values are read as YAML (numbers, booleans, lists)."""
-    from ..errors import ConfigError
-
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -92,10 +94,7 @@ def parse_pairs(pairs: list[str], what: str) -> dict[str, Any]:
     return out
 
 
-def build_config(args: argparse.Namespace):
-    from ..errors import ConfigError
-    from ..train import Recipe, TrainConfig, get_recipe
-
+def build_config(args: argparse.Namespace) -> TrainConfig:
     if not args.model or not args.data:
         raise ConfigError("train needs --model and --data (or --resume RUN_DIR)")
     changes = {field: getattr(args, flag) for flag, field in RECIPE_FLAGS.items() if getattr(args, flag) is not None}
@@ -123,8 +122,7 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import ConfigError
-    from ..runs import RunStore
+    from ..runs import RunStore  # when the command runs, so `reslab --help` does not load the runs layer
 
     store = RunStore(args.store)
     defaults = {"seed": 0, "deterministic": False, "log_every": 20, "eval_every": 0, "eval_train_size": 5000,

@@ -33,7 +33,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
-from ._ensemble import autocast, check_data, chunks, eval_state, model_device
+from ..train.task import autocast
+from ._evaluation import check_data, chunks, eval_state, model_device
 from .curvature import hessian_extremes, mean_cross_entropy, negative_curvature_share
 from .result import ProbeResult
 

@@ -26,7 +26,8 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..models import Block, block_modes
-from ._ensemble import autocast, check_data, chunks, eval_state, model_device, require_block_net
+from ..train.task import autocast
+from ._evaluation import check_data, chunks, eval_state, model_device, require_block_net
 from .result import ProbeResult
 
 

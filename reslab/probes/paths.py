@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..models import block_modes
-from ._ensemble import chunks, eval_state, model_device, require_block_net
+from ._evaluation import chunks, eval_state, model_device, require_block_net
 from .result import ProbeResult
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

@@ -28,12 +28,11 @@ from torch import nn
 from ..data import Dataset, load_dataset
 from ..environment import collect_env
 from ..errors import ConfigError, ReslabError
+from ..files import write_json
 from ..models import get_entry
-from ..train import Callback, TrainConfig, read_metrics, read_result, train
-from ..train.checkpoint import CHECKPOINT, atomic_write_text, load_torch, write_json
+from ..train import TERMINAL, Callback, TrainConfig, read_metrics, read_result, train, write_config
+from ..train.checkpoint import CHECKPOINT, load_torch
 from .index import RunIndex
-
-TERMINAL = ("finished", "diverged")
 
 
 def default_root() -> Path:
@@ -120,8 +119,7 @@ class RunStore:
                 path = (Path(out) if out else self.runs_dir) / config.run_id()
             created = not path.exists()
             path.mkdir(parents=True, exist_ok=True)
-            if not (path / "config.yaml").exists():
-                atomic_write_text(path / "config.yaml", config.to_yaml())
+            write_config(path, config)
             if not (path / "env.json").exists():
                 write_json(path / "env.json", collect_env())
             self.index.upsert(

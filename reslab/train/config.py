@@ -19,6 +19,7 @@ import yaml
 
 from ..data.catalog import READ_OPTIONS
 from ..errors import ConfigError
+from ..files import jsonable
 from .recipe import Recipe
 
 UNHASHED = ("data_dir", "device", "log_every", "checkpoint_every")
@@ -103,8 +104,9 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["recipe"] = self.recipe.to_dict()
-        out["model_options"] = _plain(self.model_options)
-        out["data_options"] = _plain(self.data_options)
+        # tuples as lists, so YAML, JSON and the hash agree; a NaN stays and fails the hash
+        out["model_options"] = jsonable(self.model_options, nonfinite_as_none=False)
+        out["data_options"] = jsonable(self.data_options, nonfinite_as_none=False)
         return out
 
     @classmethod
@@ -127,12 +129,3 @@ class TrainConfig:
         if not isinstance(data, dict):
             raise ConfigError("config must be a YAML mapping")
         return cls.from_dict(data)
-
-
-def _plain(obj: Any) -> Any:
-    """Tuples to lists (recursively), so YAML, JSON and the hash agree."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    return obj

@@ -16,7 +16,7 @@ from ..errors import ConfigError
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("step", "cosine", "constant")
 WARMUPS = ("none", "linear", "he2015")
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("fp32", "bf16")  # what a run or a probe computes in; a recipe may also say "auto"
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class Recipe:
             ("optimizer", OPTIMIZERS),
             ("schedule", SCHEDULES),
             ("warmup", WARMUPS),
-            ("precision", PRECISIONS),
+            ("precision", ("auto", *PRECISIONS)),
         ):
             if getattr(self, name) not in allowed:
                 raise bad(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
