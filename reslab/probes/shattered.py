@@ -241,8 +241,3 @@ def _summarize(
         fits=fits,
         settings=settings,
     )
-
-
-def family_table() -> list[dict]:
-    """The families as rows (name, description, theory), for reports and docs."""
-    return [{k: v for k, v in dataclasses.asdict(f).items() if k != "mlp_args"} for f in FAMILIES.values()]

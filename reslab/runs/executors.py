@@ -61,7 +61,8 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _finished(store: RunStore, config: TrainConfig) -> RunRecord | None:
+def _done_in_index(store: RunStore, config: TrainConfig) -> RunRecord | None:
+    """The run of ``config`` if the index holds it as ended for good, with its result (no file is read)."""
     found = store.lookup(config)
     return found if found is not None and found.done and found.result is not None else None
 
@@ -86,12 +87,12 @@ class LocalExecutor:
         h = config.hash()
         if h not in self._futures:
             if self._pool is None:
-                ctx = mp.get_context("spawn")  # forking a process that already runs torch threads can deadlock
-                queue = ctx.Queue()
+                spawn = mp.get_context("spawn")  # forking a process that already runs torch threads can deadlock
+                queue = spawn.Queue()
                 for d in self.devices:
                     queue.put(d)
                 threads = 1 if self.devices else max(1, cores() // self.workers)
-                self._pool = ProcessPoolExecutor(self.workers, ctx, _init_worker, (threads, queue))
+                self._pool = ProcessPoolExecutor(self.workers, spawn, _init_worker, (threads, queue))
             self._futures[h] = self._pool.submit(_train_one, str(store.root), config)
         return self._futures[h]
 
@@ -99,7 +100,7 @@ class LocalExecutor:
         """Start training ``configs`` in the background (with worker processes only)."""
         if self.workers > 1:
             for config in configs:
-                if _finished(store, config) is None:
+                if _done_in_index(store, config) is None:
                     self._submit(store, config)
 
     def run_all(self, store: RunStore, configs: Sequence[TrainConfig], label: str = "") -> list[RunRecord]:
@@ -111,7 +112,7 @@ class LocalExecutor:
             h = config.hash()
             if h in records or any(c.hash() == h for c in pending.values()):
                 continue
-            found = _finished(store, config)
+            found = _done_in_index(store, config)
             if found is not None:
                 records[h] = found
                 progress.finished(found, cached=True)
@@ -125,7 +126,7 @@ class LocalExecutor:
             for future in done:
                 config = pending.pop(future)
                 future.result()  # re-raises a worker's error here
-                record = _finished(store, config)
+                record = _done_in_index(store, config)
                 if record is None:
                     raise ReslabError(f"run {config.run_id()} ended in a worker but has no result in the store")
                 records[config.hash()] = record
@@ -178,7 +179,7 @@ class RayExecutor:
 
     def prefetch(self, store: RunStore, configs: Sequence[TrainConfig]) -> None:
         for config in configs:
-            if config.hash() not in self._refs and _finished(store, config) is None:
+            if config.hash() not in self._refs and _done_in_index(store, config) is None:
                 self._refs[config.hash()] = self.task.remote(str(store.root), config)
 
     def run_all(self, store: RunStore, configs: Sequence[TrainConfig], label: str = "") -> list[RunRecord]:
@@ -186,7 +187,7 @@ class RayExecutor:
         progress = _Progress(len(configs), label, self.log)
         waiting: dict[object, TrainConfig] = {}
         for config in configs:
-            found = _finished(store, config)
+            found = _done_in_index(store, config)
             if found is not None:
                 progress.finished(found, cached=True)
                 continue

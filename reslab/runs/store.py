@@ -6,7 +6,7 @@ otherwise. A per-config lock file (``fcntl.flock``) makes two processes asking f
 same config at once train it only once: the second waits, then finds it finished.
 
 Callbacks run only when training actually happens. A callback that records data for a
-study should write it into ``ctx.run_dir`` so it is kept with the run (and read it from
+study should write it into ``training.run_dir`` (its ``TrainContext``) so it is kept with the run (and read it from
 ``record.dir`` when the run comes from the store), or the study should set
 ``TrainConfig.tag`` to make its instrumented runs distinct.
 """
@@ -100,14 +100,14 @@ class RunStore:
         ``run_dir`` names the directory exactly (``reslab train --resume``).
         """
         h = config.hash()
-        found = self._finished(h)
+        found = self._finished_on_disk(h)
         if found is not None:
             return found
         _preflight(config)
         if dataset is None:  # data problems surface before anything is written
             dataset = load_dataset(config.data, config.data_dir, **config.data_options)
         with self._lock(h):
-            found = self._finished(h)  # another process may have trained it while we waited
+            found = self._finished_on_disk(h)  # another process may have trained it while we waited
             if found is not None:
                 return found
             row = self.index.get(h)
@@ -154,7 +154,8 @@ class RunStore:
             self._index_existing(run_dir, config, result)
         return self.run(config, run_dir=run_dir, **kwargs)
 
-    def _finished(self, h: str) -> RunRecord | None:
+    def _finished_on_disk(self, h: str) -> RunRecord | None:
+        """The run of hash ``h`` if the index says it ended for good and its result.json agrees."""
         row = self.index.get(h)
         if row is None or row["status"] not in TERMINAL:
             return None
@@ -225,8 +226,6 @@ class RunStore:
             if all(fnmatch.fnmatchcase(str(row.get(key, "")), glob) for key, glob in terms):
                 out.append(self._record(row))
         return out
-
-    ls = find
 
     def get(self, ref: str | Path) -> RunRecord:
         """A run by id, id or hash prefix, or directory path."""

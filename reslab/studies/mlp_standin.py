@@ -13,7 +13,7 @@ from typing import Any
 
 from ..train import TrainConfig
 from ..train.recipe import Recipe
-from .common import fashion_config
+from .common import run_config
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class StandIn:
             "shortcut": "identity", "order": "preact", **self.base, **variant,
         }  # fmt: skip
         data = {"train_size": self.train_size, "val_size": self.val_size}
-        return fashion_config(
+        return run_config(
             "mlp_residual",
             self.recipe,
             seed,
