@@ -23,7 +23,7 @@ from ..files import jsonable
 from .recipe import Recipe
 
 UNHASHED = ("data_dir", "device", "log_every", "checkpoint_every")
-# libyaml's safe dumper/loader when present (10x faster than the pure-Python ones)
+# libyaml's safe dumper/loader when present (far faster than the pure-Python ones)
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
