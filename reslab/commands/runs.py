@@ -31,7 +31,7 @@ def _err(result, key):
 
 
 def run_ls(args: argparse.Namespace) -> int:
-    from ..runs import RunStore
+    from ..runs import RunStore  # on use, so `reslab --help` does not load this layer
 
     store = RunStore(args.store)
     records = store.find(" ".join(args.filter))
@@ -53,7 +53,7 @@ def run_ls(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from ..runs import RunStore
+    from ..runs import RunStore  # on use, so `reslab --help` does not load this layer
 
     r = RunStore(args.store).get(args.run)
     print(f"run:     {r.id}\nhash:    {r.hash}\nstatus:  {r.status}\ndir:     {r.dir}")
@@ -61,8 +61,24 @@ def run_show(args: argparse.Namespace) -> int:
     print("  " + r.config.to_yaml().rstrip().replace("\n", "\n  "))
     if r.result:
         res = r.result
-        keys = ("status", "steps", "total_steps", "epochs", "diverged_step", "train_error", "val_error", "test_error",
-                "train_loss", "val_loss", "test_loss", "wall_time_s", "img_per_s", "precision", "device", "params")  # fmt: skip
+        keys = (
+            "status",
+            "steps",
+            "total_steps",
+            "epochs",
+            "diverged_step",
+            "train_error",
+            "val_error",
+            "test_error",
+            "train_loss",
+            "val_loss",
+            "test_loss",
+            "wall_time_s",
+            "img_per_s",
+            "precision",
+            "device",
+            "params",
+        )
         print("result:")
         for k in keys:
             if k in res:
@@ -71,13 +87,15 @@ def run_show(args: argparse.Namespace) -> int:
     if env.exists():
         e = json.loads(env.read_text())
         dirty = " (dirty)" if e.get("git_dirty") else ""
-        print(f"env:     python {e.get('python')}, torch {e.get('torch')}, {e.get('cpu')}, gpu {e.get('gpu')}, "
-              f"git {str(e.get('git_commit'))[:12]}{dirty}")  # fmt: skip
+        print(
+            f"env:     python {e.get('python')}, torch {e.get('torch')}, {e.get('cpu')}, gpu {e.get('gpu')}, "
+            f"git {str(e.get('git_commit'))[:12]}{dirty}"
+        )
     return 0
 
 
 def run_rm(args: argparse.Namespace) -> int:
-    from ..runs import RunStore
+    from ..runs import RunStore  # on use, so `reslab --help` does not load this layer
 
     store = RunStore(args.store)
     records = [store.get(ref) for ref in args.run]  # resolve all before deleting any

@@ -30,9 +30,24 @@ RECIPE_FLAGS = {
     "crop": "crop",
     "flip": "flip",
 }
-CONFIG_FLAGS = ("model", "data", "data_dir", "seed", "deterministic", "recipe", "model_opt", "data_opt",
-                "train_size", "val_size", "log_every", "eval_every", "eval_train_size", "checkpoint_every",
-                "device", *RECIPE_FLAGS)  # fmt: skip
+CONFIG_FLAGS = (
+    "model",
+    "data",
+    "data_dir",
+    "seed",
+    "deterministic",
+    "recipe",
+    "model_opt",
+    "data_opt",
+    "train_size",
+    "val_size",
+    "log_every",
+    "eval_every",
+    "eval_train_size",
+    "checkpoint_every",
+    "device",
+    *RECIPE_FLAGS,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -122,11 +137,20 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..runs import RunStore  # when the command runs, so `reslab --help` does not load the runs layer
+    from ..runs import RunStore  # on use, so `reslab --help` does not load this layer
 
     store = RunStore(args.store)
-    defaults = {"seed": 0, "deterministic": False, "log_every": 20, "eval_every": 0, "eval_train_size": 5000,
-                "checkpoint_every": 500, "device": "auto", "model_opt": [], "data_opt": []}  # fmt: skip
+    defaults = {
+        "seed": 0,
+        "deterministic": False,
+        "log_every": 20,
+        "eval_every": 0,
+        "eval_train_size": 5000,
+        "checkpoint_every": 500,
+        "device": "auto",
+        "model_opt": [],
+        "data_opt": [],
+    }
     if args.resume:
         given = [f for f in CONFIG_FLAGS if getattr(args, f) not in (None, defaults.get(f))]
         if given or args.out:

@@ -20,6 +20,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 from typing import Protocol
 
+import torch
+
 from ..errors import ConfigError, ReslabError
 from ..train import TrainConfig
 from .store import RunRecord, RunStore
@@ -145,9 +147,7 @@ def _init_worker(threads: int, devices) -> None:
     except Exception:  # no device list: a CPU worker
         device = None
     if device and device.startswith("cuda:"):
-        os.environ["CUDA_VISIBLE_DEVICES"] = device.split(":", 1)[1]  # before torch touches CUDA
-    import torch
-
+        os.environ["CUDA_VISIBLE_DEVICES"] = device.split(":", 1)[1]  # before torch initializes CUDA
     torch.set_num_threads(threads)
 
 
@@ -167,7 +167,7 @@ class RayExecutor:
         num_cpus: int | None = None,
     ):
         try:
-            import ray
+            import ray  # optional: only the ray executor needs it
         except ImportError:
             raise ConfigError("the ray executor needs Ray: pip install 'reslab[ray]'") from None
         self.ray, self.log = ray, log
@@ -207,8 +207,6 @@ class RayExecutor:
 def make_executor(name: str, workers: int = 1, address: str | None = None, log: Log = print) -> Executor:
     if name == "local":
         devices = []
-        import torch
-
         if workers > 1 and torch.cuda.is_available():
             devices = [f"cuda:{i % torch.cuda.device_count()}" for i in range(workers)]
         return LocalExecutor(workers, log=log, devices=devices)

@@ -25,11 +25,11 @@ from typing import Any
 
 from torch import nn
 
-from ..data import Dataset, load_dataset
+from ..data import DATASETS, Dataset, load_dataset
 from ..environment import collect_env
 from ..errors import ConfigError, ReslabError
 from ..files import write_json
-from ..models import get_entry
+from ..models import create_model, get_entry
 from ..train import TERMINAL, Callback, TrainConfig, read_metrics, read_result, train, write_config
 from ..train.checkpoint import CHECKPOINT, load_torch
 from .index import RunIndex
@@ -58,8 +58,6 @@ class RunRecord:
 
     def load_model(self, map_location: str = "cpu") -> nn.Module:
         """The trained net: built from the registry as trained, weights from model.pt."""
-        from ..models import create_model
-
         path = self.dir / "model.pt"
         if self.result is None or not path.exists():
             raise ReslabError(f"run {self.id} has no trained model yet (status {self.status})")
@@ -260,8 +258,6 @@ class RunStore:
 
 def _preflight(config: TrainConfig) -> None:
     """Name errors (unknown model or dataset) before any directory is made."""
-    from ..data import DATASETS
-
     get_entry(config.model)
     if config.data not in DATASETS:
         raise ConfigError(

@@ -127,6 +127,11 @@ def error_bars(
         return Series(label, xs, [s.mean for s in stats], [s.std if s.n > 1 else 0.0 for s in stats])
 
     return FigureSpec(
-        "bars", title, "", "error (%)", [series("training error", train), series("test error", test)],
-        categories=list(names), **extra,
-    )  # fmt: skip
+        "bars",
+        title,
+        "",
+        "error (%)",
+        [series("training error", train), series("test error", test)],
+        categories=list(names),
+        **extra,
+    )

@@ -107,9 +107,15 @@ class _Run:
         self.model.train()
         self.optimizer = make_optimizer(self.model, config, self.device)
         self.loader = BatchLoader(
-            dataset.train, r.batch_size, seed=config.seed, augment=augmentation(config, dataset),
-            mean=dataset.mean, std=dataset.std, device=self.device, channels_last=self.channels_last,
-        )  # fmt: skip
+            dataset.train,
+            r.batch_size,
+            seed=config.seed,
+            augment=augmentation(config, dataset),
+            mean=dataset.mean,
+            std=dataset.std,
+            device=self.device,
+            channels_last=self.channels_last,
+        )
         self.steps_per_epoch = self.loader.steps_per_epoch
         self.total = r.total_steps(self.steps_per_epoch)
         k = min(config.eval_train_size, len(dataset.train))
@@ -197,9 +203,14 @@ class _Run:
         cfg = self.config
         self.training.step, self.training.epoch = self.step, self.step // self.steps_per_epoch
         self.bar = tqdm(
-            total=self.total, initial=self.step, disable=None if self.progress else True,
-            desc=f"{cfg.model} on {cfg.data}", unit="step", file=sys.stdout, dynamic_ncols=True,
-        )  # fmt: skip
+            total=self.total,
+            initial=self.step,
+            disable=None if self.progress else True,
+            desc=f"{cfg.model} on {cfg.data}",
+            unit="step",
+            file=sys.stdout,
+            dynamic_ncols=True,
+        )
         self.plain = self.progress and self.bar.disable  # plain lines instead of a bar (not a terminal)
         self.plain_every = max(cfg.log_every, self.total // 20)
         self.backward_hooks = [cb for cb in self.callbacks if cb.every]
@@ -365,9 +376,14 @@ class _Run:
         if split is None or len(split) == 0:
             return None, None
         return evaluate(
-            self.model, split, self.ds, self.task, device=self.device, precision=self.precision,
+            self.model,
+            split,
+            self.ds,
+            self.task,
+            device=self.device,
+            precision=self.precision,
             channels_last=self.channels_last,
-        )  # fmt: skip
+        )
 
     def _evaluate_and_log(self) -> dict[str, Any]:
         val_loss, val_error = self._eval(self.ds.val)

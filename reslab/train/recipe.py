@@ -181,7 +181,7 @@ PRESETS: dict[str, Recipe] = {
         gamma=0.1,
         crop=4,
         flip=True,
-    ),  # fmt: skip
+    ),
     # ResNet-110 (and deeper): the same, warmed up at 0.01 until training error < 80%.
     "he2015_cifar_warmup": Recipe(
         lr=0.1,
@@ -195,7 +195,7 @@ PRESETS: dict[str, Recipe] = {
         crop=4,
         flip=True,
         warmup="he2015",
-    ),  # fmt: skip
+    ),
     # Short CPU runs: the He2015 optimizer, a cosine decay, two epochs, bf16 where fast.
     "quick": Recipe(lr=0.1, momentum=0.9, weight_decay=1e-4, batch_size=128, epochs=2, schedule="cosine"),
     # Transformers on synthetic token tasks: AdamW with a linear warm-up and cosine decay.
@@ -210,7 +210,7 @@ PRESETS: dict[str, Recipe] = {
         warmup="linear",
         warmup_steps=200,
         momentum=0.0,
-    ),  # fmt: skip
+    ),
 }
 
 
