@@ -78,7 +78,7 @@ def git_state(root: Path | None = None) -> dict[str, Any]:
 
 def _torch() -> dict[str, Any]:
     try:
-        import torch
+        import torch  # here, so a missing torch is reported instead of failing the import
     except ImportError:
         return {"torch": "not installed", "gpu": "none"}
     info: dict[str, Any] = {"torch": torch.__version__, "torch_threads": torch.get_num_threads()}

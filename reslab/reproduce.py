@@ -20,8 +20,8 @@ import torch
 from .environment import collect_env
 from .errors import ConfigError, file_errors
 from .report import render_report
-from .report.render import write_atomic
-from .runs.executors import Executor
+from .report.render import write_public
+from .runs.executors import Executor, LocalExecutor, cores
 from .runs.store import RunStore
 from .studies.base import SCALES, Study, StudyContext
 from .studies.catalogue import get_study, study_ids
@@ -60,8 +60,6 @@ def reproduce(
     log: Callable[[str], None] = print,
 ) -> Path:
     """Run the catalogue (or ``only`` some studies) at ``scale``; returns the report's path."""
-    from .runs.executors import LocalExecutor, cores
-
     if scale not in SCALES:
         raise ConfigError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
     ids = list(only) if only else study_ids()
@@ -75,37 +73,10 @@ def reproduce(
     code = _code_key(env)
     previous = _previous(out_dir, scale)
     kept = {k: v for k, v in previous.items() if k not in ids}  # other studies' results stay in the report
-    started = datetime.now(UTC).isoformat(timespec="seconds")
-    start = time.perf_counter()
-    done: dict[str, dict] = {}
-
-    def save() -> None:
-        order = study_ids()
-        merged = {**kept, **done}
-        studies_out = [merged[i] for i in order if i in merged]
-        elapsed = round(time.perf_counter() - start, 1)
-        payload = {"env": env, "scale": scale, "started": started, "elapsed_s": elapsed, "data": data,
-                   "studies": studies_out}  # fmt: skip
-        write_atomic(out_dir / RESULTS, json.dumps(payload, indent=1, allow_nan=True).encode())
-        render_report(out_dir)
-
-    todo = [
-        st for st in studies
-        if force or not (previous.get(st.id) and code and previous[st.id].get("code") == code
-                         and previous[st.id].get("seeds") == st.seeds_for(scale, seeds))
-    ]  # fmt: skip
-
-    # every training run the remaining studies need starts now, in catalogue order; each
-    # analysis then waits only for its own runs, and those at initialization go first
-    def runs_of(st: Study) -> list[TrainConfig]:
-        configs = [*st.runs_for(scale, seeds), *(c for u in st.uses for c in get_study(u).runs_for(scale, seeds))]
-        return [c.replace(data_dir=data_dir) if data_dir else c for c in configs]
-
-    queue = {c.hash(): c for st in todo for c in runs_of(st)}
-    data = {c.data: c.data_identity() for c in sorted(queue.values(), key=lambda c: c.data)}  # what the runs read
-    executor.prefetch(store, list(queue.values()))
-    position = {h: i for i, h in enumerate(queue)}
-    order = sorted(todo, key=lambda st: max((position[c.hash()] for c in runs_of(st)), default=-1))
+    results = _ResultsFile(out_dir, scale, env, kept)
+    todo = [st for st in studies if force or not _up_to_date(previous.get(st.id), code, st.seeds_for(scale, seeds))]
+    queue, order = _start_training(todo, scale, seeds, data_dir, store, executor)
+    results.data = {c.data: c.data_identity() for c in sorted(queue.values(), key=lambda c: c.data)}
     threads = torch.get_num_threads()
     workers = getattr(executor, "workers", 1)
     if workers > 1 and queue and not torch.cuda.is_available():
@@ -114,23 +85,77 @@ def reproduce(
         for st in studies:
             if st not in todo:
                 log(f"{st.id}: kept from the previous run ({previous[st.id].get('verdict')})")
-                done[st.id] = previous[st.id]
+                results.done[st.id] = previous[st.id]
         for n, study in enumerate(order, 1):
             n_seeds = study.seeds_for(scale, seeds)
             trained = sum(1 for c in queue.values() if (r := store.lookup(c)) is not None and r.done)
             log(
                 f"[{n}/{len(order)}] {study.id} ({scale}, {n_seeds} seed{'s' * (n_seeds != 1)}): {study.title} "
-                f"[{time.perf_counter() - start:.0f}s elapsed; {trained}/{len(queue)} training runs done]"
+                f"[{results.elapsed():.0f}s elapsed; {trained}/{len(queue)} training runs done]"
             )
-            ctx = StudyContext(scale, n_seeds, store, executor, out_dir, data_dir, log)
-            result: StudyResult = study.run(ctx)
+            result: StudyResult = study.run(StudyContext(scale, n_seeds, store, executor, out_dir, data_dir, log))
             result.code = code
-            done[study.id] = result.to_dict()
+            results.done[study.id] = result.to_dict()
             log(f"[{n}/{len(order)}] {study.id}: {result.verdict} ({result.elapsed_s:.0f}s)")
-            save()
+            results.save()
     finally:
         executor.close()
         torch.set_num_threads(threads)
     if not order:
-        save()  # nothing new was computed: still write the merged results and the report
+        results.save()  # nothing new was computed: still write the merged results and the report
     return out_dir / "report.html"
+
+
+def _up_to_date(previous: dict | None, code: str, seeds: int) -> bool:
+    """A study's previous result stands: computed by the same code (a clean checkout) with as many seeds."""
+    return bool(previous and code and previous.get("code") == code and previous.get("seeds") == seeds)
+
+
+def _start_training(
+    todo: Sequence[Study], scale: str, seeds: int | None, data_dir: str | None, store: RunStore, executor: Executor
+) -> tuple[dict[str, TrainConfig], list[Study]]:
+    """Start every training run the studies need, in catalogue order; the studies in the order to analyse them.
+
+    Each analysis then waits only for its own runs, and those at initialization go first.
+    Returns the runs by hash, and the studies ordered by the last of their runs to start.
+    """
+
+    def runs_of(st: Study) -> list[TrainConfig]:
+        configs = [*st.runs_for(scale, seeds), *(c for u in st.uses for c in get_study(u).runs_for(scale, seeds))]
+        return [c.replace(data_dir=data_dir) if data_dir else c for c in configs]
+
+    queue = {c.hash(): c for st in todo for c in runs_of(st)}
+    executor.prefetch(store, list(queue.values()))
+    position = {h: i for i, h in enumerate(queue)}
+    order = sorted(todo, key=lambda st: max((position[c.hash()] for c in runs_of(st)), default=-1))
+    return queue, order
+
+
+class _ResultsFile:
+    """results.json of one reproduction, written with the report after every study.
+
+    ``kept`` holds other studies' results from an earlier reproduction, ``done`` this one's.
+    """
+
+    def __init__(self, out_dir: Path, scale: str, env: dict, kept: dict[str, dict]):
+        self.out_dir, self.scale, self.env, self.kept = out_dir, scale, env, kept
+        self.done: dict[str, dict] = {}
+        self.data: dict[str, str] = {}  # dataset -> identity of the files the runs read
+        self.started = datetime.now(UTC).isoformat(timespec="seconds")
+        self.start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def save(self) -> None:
+        merged = {**self.kept, **self.done}
+        payload = {
+            "env": self.env,
+            "scale": self.scale,
+            "started": self.started,
+            "elapsed_s": round(self.elapsed(), 1),
+            "data": self.data,
+            "studies": [merged[i] for i in study_ids() if i in merged],
+        }
+        write_public(self.out_dir / RESULTS, json.dumps(payload, indent=1, allow_nan=True).encode())
+        render_report(self.out_dir)

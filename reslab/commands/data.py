@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..data import DATASETS, cifar, dataset_status, fashion
+from ..errors import ConfigError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="list datasets and where they were found; fetch one")
@@ -24,8 +27,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_ls(args: argparse.Namespace) -> int:
-    from ..data import dataset_status
-
     rows = dataset_status(args.data_dir)
     w_name = max(len(r["name"]) for r in rows)
     w_kind = max(len(r["kind"]) for r in rows)
@@ -37,9 +38,6 @@ def run_ls(args: argparse.Namespace) -> int:
 
 
 def run_fetch(args: argparse.Namespace) -> int:
-    from ..data import DATASETS, cifar, fashion
-    from ..errors import ConfigError
-
     if args.name == "fashion-mnist":
         folder = fashion.fetch(args.data_dir, base_url=args.url, use_apt=False if args.no_apt else None)
         fashion.load_raw(args.data_dir if folder != fashion.DEBIAN_DIR else None, verify=True)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import UnknownModelError
+from ..models import count_parameters, create_model, model_entries
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list registered models with their parameter counts")
@@ -12,9 +15,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import UnknownModelError
-    from ..models import count_parameters, create_model, model_entries
-
     entries = model_entries(args.pattern)
     if not entries:
         raise UnknownModelError(f"no model matches {args.pattern!r}; run `reslab models` for the list")

@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..report import render_report
+    from ..report import render_report  # on use, so `reslab --help` does not load this layer
 
     paths = render_report(args.dir)
     for problem in paths.problems:

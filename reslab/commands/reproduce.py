@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import torch
+
+from ..errors import ConfigError
+
 
 def _common(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--scale", default="quick", choices=("smoke", "quick", "full"), help="default: %(default)s")
@@ -33,9 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _default_workers() -> int:
     """One worker per GPU; on a CPU one single-threaded worker per core, up to 8 (small nets are
     limited by Python overhead, so processes beat threads)."""
-    import torch
-
-    from ..runs.executors import cores
+    from ..runs.executors import cores  # on use, so `reslab --help` does not load this layer
 
     if torch.cuda.is_available():
         return torch.cuda.device_count()
@@ -45,7 +47,7 @@ def _default_workers() -> int:
 def _go(args: argparse.Namespace, only: list[str] | None, out: str) -> int:
     from ..data.download import check_data_dir
     from ..errors import ConfigError
-    from ..reproduce import reproduce
+    from ..reproduce import reproduce  # on use, so `reslab --help` does not load these layers
     from ..runs.executors import make_executor
     from ..runs.store import RunStore
 
@@ -57,9 +59,15 @@ def _go(args: argparse.Namespace, only: list[str] | None, out: str) -> int:
     workers = args.workers if args.workers is not None else _default_workers()
     executor = make_executor(args.executor, workers=workers, address=args.ray_address)
     report = reproduce(
-        Path(out), scale=args.scale, only=only, seeds=args.seeds, executor=executor,
-        store=RunStore(args.store), data_dir=args.data_dir, force=args.force,
-    )  # fmt: skip
+        Path(out),
+        scale=args.scale,
+        only=only,
+        seeds=args.seeds,
+        executor=executor,
+        store=RunStore(args.store),
+        data_dir=args.data_dir,
+        force=args.force,
+    )
     print(report)
     return 0
 
@@ -69,8 +77,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
 
 
 def run_study(args: argparse.Namespace) -> int:
-    from ..errors import ConfigError
-    from ..studies.catalogue import all_studies, get_study
+    from ..studies.catalogue import all_studies, get_study  # on use, so `reslab --help` does not load this layer
 
     if args.list:
         for study in all_studies():

@@ -79,8 +79,24 @@ def run_show(args: argparse.Namespace) -> int:
     print("  " + yaml.safe_dump(r.config.to_dict(), sort_keys=False).rstrip().replace("\n", "\n  "))
     if r.result:
         res = r.result
-        keys = ("status", "steps", "total_steps", "epochs", "diverged_step", "train_error", "val_error", "test_error",
-                "train_loss", "val_loss", "test_loss", "wall_time_s", "img_per_s", "precision", "device", "params")  # fmt: skip
+        keys = (
+            "status",
+            "steps",
+            "total_steps",
+            "epochs",
+            "diverged_step",
+            "train_error",
+            "val_error",
+            "test_error",
+            "train_loss",
+            "val_loss",
+            "test_loss",
+            "wall_time_s",
+            "img_per_s",
+            "precision",
+            "device",
+            "params",
+        )
         print("result:")
         for k in keys:
             if k in res:
@@ -89,8 +105,10 @@ def run_show(args: argparse.Namespace) -> int:
     if env.exists():
         e = json.loads(env.read_text())
         dirty = " (dirty)" if e.get("git_dirty") else ""
-        print(f"env:     python {e.get('python')}, torch {e.get('torch')}, {e.get('cpu')}, gpu {e.get('gpu')}, "
-              f"git {str(e.get('git_commit'))[:12]}{dirty}")  # fmt: skip
+        print(
+            f"env:     python {e.get('python')}, torch {e.get('torch')}, {e.get('cpu')}, gpu {e.get('gpu')}, "
+            f"git {str(e.get('git_commit'))[:12]}{dirty}"
+        )
     return 0
 
 

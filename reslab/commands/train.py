@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 import yaml
+
+from ..data.download import check_data_dir
+from ..errors import ConfigError
+from ..train import Recipe, TrainConfig, get_recipe
+from ..train.recipe import PRECISIONS
 
 # recipe fields a flag can set: flag dest -> Recipe field
 RECIPE_FLAGS = {
@@ -26,9 +32,24 @@ RECIPE_FLAGS = {
     "crop": "crop",
     "flip": "flip",
 }
-CONFIG_FLAGS = ("model", "data", "data_dir", "seed", "deterministic", "recipe", "model_opt", "data_opt",
-                "train_size", "val_size", "log_every", "eval_every", "eval_train_size", "checkpoint_every",
-                "device", *RECIPE_FLAGS)  # fmt: skip
+CONFIG_FLAGS = (
+    "model",
+    "data",
+    "data_dir",
+    "seed",
+    "deterministic",
+    "recipe",
+    "model_opt",
+    "data_opt",
+    "train_size",
+    "val_size",
+    "log_every",
+    "eval_every",
+    "eval_train_size",
+    "checkpoint_every",
+    "device",
+    *RECIPE_FLAGS,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--crop", type=int, help="pad-and-crop augmentation, in pixels (default: the dataset's)")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None, help="horizontal flips")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"))
+    p.add_argument("--precision", choices=("auto", *PRECISIONS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--deterministic", action="store_true", help="deterministic algorithms (bit-exact on CPU)")
     p.add_argument("--train-size", type=int, help="train on a subset of this many images")
@@ -82,8 +103,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def parse_pairs(pairs: list[str], what: str) -> dict[str, Any]:
     """``KEY=VALUE`` strings to a dict; values are read as YAML (numbers, booleans, lists)."""
-    from ..errors import ConfigError
-
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -96,11 +115,7 @@ def parse_pairs(pairs: list[str], what: str) -> dict[str, Any]:
     return out
 
 
-def build_config(args: argparse.Namespace):
-    from ..data.download import check_data_dir
-    from ..errors import ConfigError
-    from ..train import Recipe, TrainConfig, get_recipe
-
+def build_config(args: argparse.Namespace) -> TrainConfig:
     if not args.model or not args.data:
         raise ConfigError("train needs --model and --data (or --resume RUN_DIR)")
     check_data_dir(args.data_dir)
@@ -129,16 +144,22 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from ..errors import ConfigError
-    from .runs import open_store
+    from .runs import open_store  # on use, so `reslab --help` does not load the runs layer
 
     if args.out and Path(args.out).expanduser().exists() and not Path(args.out).expanduser().is_dir():
         raise ConfigError(f"--out {args.out} is a file; name a folder (it is created if missing)")
     store = open_store(args.store)
-    defaults = {"seed": 0, "deterministic": False, "log_every": 20, "eval_every": 0, "eval_train_size": 5000,
-                "checkpoint_every": 500, "device": "auto", "model_opt": [], "data_opt": []}  # fmt: skip
+    defaults = {
+        "seed": 0,
+        "deterministic": False,
+        "log_every": 20,
+        "eval_every": 0,
+        "eval_train_size": 5000,
+        "checkpoint_every": 500,
+        "device": "auto",
+        "model_opt": [],
+        "data_opt": [],
+    }
     if args.resume:
         given = [f for f in CONFIG_FLAGS if getattr(args, f) not in (None, defaults.get(f))]
         if given or args.out:

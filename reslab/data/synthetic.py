@@ -133,17 +133,14 @@ def make(
         raise ConfigError(f"bad option for dataset {name}: {exc}") from None
     sample_shape = tuple(train.x.shape[1:])
     info: dict[str, Any] = {"seed": seed, **options}
+    splits = (name, task, train, val or None, test or None, sample_shape)
+    described = {"source": f"generated from seed {seed}", "info": info}
     if task == "tokens":
         vocab = options.get("vocab", 16)
-        return Dataset(name, task, train, val or None, test or None, sample_shape, vocab, vocab_size=vocab,
-                       source=f"generated from seed {seed}", info=info)  # fmt: skip
+        return Dataset(*splits, vocab, vocab_size=vocab, **described)
     if task == "regression":
-        return Dataset(name, task, train, val or None, test or None, sample_shape, train.y.shape[1],
-                       source=f"generated from seed {seed}", info=info)  # fmt: skip
+        return Dataset(*splits, train.y.shape[1], **described)
     classes = options.get("classes", 10)
     mean, std = channel_stats(train.x)
-    return Dataset(
-        name, task, train, val or None, test or None, sample_shape, classes,
-        classes=tuple(f"class {i}" for i in range(classes)), mean=mean, std=std,
-        source=f"generated from seed {seed}", info=info,
-    )  # fmt: skip
+    classes_named = tuple(f"class {i}" for i in range(classes))
+    return Dataset(*splits, classes, classes=classes_named, mean=mean, std=std, **described)

@@ -5,12 +5,20 @@ from .curvature import hessian_extremes, negative_curvature_share
 from .gradflow import GradientNorms, LayerResponses, ShortcutShares, gradient_norms, layer_responses, shortcut_shares
 from .gradflow_record import GradientFlowHistory, GradientFlowRecorder
 from .identity import IdentityResult, IdentitySettings, identity_fitting
-from .landscape import LandscapeResult, filter_norms, loss_interpolation, loss_line, loss_plane, random_direction
+from .landscape import (
+    LandscapeResult,
+    SurfaceOptions,
+    filter_norms,
+    loss_interpolation,
+    loss_line,
+    loss_plane,
+    random_direction,
+)
 from .lesion import LesionResult, kendall_tau, lesion_cost, lesion_predictions, lesion_study
 from .paths import PathResult, PathSampler, path_counts, path_gradients, shortest_interval, skippable_blocks
 from .propagation import Propagation, signal_propagation
 from .result import ProbeResult
-from .shattered import ShatteredResult, shattered_gradients
+from .shattered import ShatteredResult, ShatteredSettings, shattered_gradients
 from .tangents import input_gradients
 
 __all__ = [
@@ -27,6 +35,8 @@ __all__ = [
     "ProbeResult",
     "Propagation",
     "ShatteredResult",
+    "ShatteredSettings",
+    "SurfaceOptions",
     "ShortcutShares",
     "adapt_timm_resnet",
     "adapt_torchvision_resnet",

@@ -3,6 +3,7 @@
 - ``probe_view``: the model in the dtype a probe asks for, with no side effects on it
   (BatchNorm running statistics are put back; float64 works on a copy).
 - ``probe_loss``: the error E whose gradient the probes follow.
+- ``forked_rng``: the global RNGs restored after a probe draws from them.
 - ``walk``: a forward pass block by block that keeps every block input, the RNG state in
   front of every block (so a block can be recomputed with the same dropout mask), and
   the loss.
@@ -66,6 +67,12 @@ def probe_loss(out: torch.Tensor, targets: torch.Tensor | None, seed: int = 0) -
     if not targets.is_floating_point():
         return F.cross_entropy(out.reshape(-1, out.shape[-1]), targets.reshape(-1))
     return F.mse_loss(out, targets.to(out.dtype))
+
+
+def forked_rng(x: torch.Tensor):
+    """Save the global RNGs (the CPU's, and ``x``'s GPU's) and restore them on exit, so a
+    probe's random draws leave the caller's streams as they were."""
+    return torch.random.fork_rng(devices=[x.device.index or 0] if x.device.type == "cuda" else [])
 
 
 def rng_state(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._ensemble import check_data, chunks, eval_state, model_device
+from ._evaluation import check_data, chunks, eval_state, model_device
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

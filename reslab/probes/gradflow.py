@@ -27,7 +27,7 @@ from torch import nn
 
 from ..models.block import block_modes
 from ..models.net import follows_block_protocol
-from .backward import cast_input, norms, probe_loss, probe_view, set_rng_state, walk
+from .backward import cast_input, forked_rng, norms, probe_loss, probe_view, set_rng_state, walk
 from .result import ProbeResult
 
 
@@ -149,7 +149,7 @@ def shortcut_shares(
     is recomputed alone (same input, same dropout draws) with the backward routed through
     one path only. Cost: about three passes through the net.
     """
-    with probe_view(net, dtype) as m, torch.random.fork_rng(devices=_devices(x)):
+    with probe_view(net, dtype) as m, forked_rng(x):
         w = walk(m, cast_input(x, m), targets, seed)
         grads = torch.autograd.grad(w.loss, w.inputs, allow_unused=True)
         grads = [g if g is not None else torch.zeros_like(a) for g, a in zip(grads, w.inputs)]
@@ -182,10 +182,6 @@ def shortcut_shares(
         shortcut_share=share,
         recompute_error=mismatch,
     )
-
-
-def _devices(x: torch.Tensor) -> list[int]:
-    return [x.device.index or 0] if x.device.type == "cuda" else []
 
 
 @dataclass

@@ -66,8 +66,8 @@ class GradientFlowRecorder(Callback):
         self._caught: dict[int, torch.Tensor] = {}
 
     # ------------------------------------------------------------------ hooks
-    def on_start(self, ctx: TrainContext) -> None:
-        model = ctx.model
+    def on_start(self, training: TrainContext) -> None:
+        model = training.model
         self._layers = weight_layers(model)
         self.layer_names = [n for n, _ in self._layers]
         self._remove_hooks()
@@ -75,10 +75,10 @@ class GradientFlowRecorder(Callback):
             points: list[nn.Module] = [model.stem, *model.blocks]
             self.activation_names = [f"x_{i}" for i in range(len(points))]
             self._handles = [p.register_forward_hook(self._forward_hook(i)) for i, p in enumerate(points)]
-        self._armed = ctx.step % self.every == 0
+        self._armed = training.step % self.every == 0
 
-    def on_backward(self, ctx: TrainContext, loss: float) -> None:
-        if ctx.step % self.every:
+    def on_backward(self, training: TrainContext, loss: float) -> None:
+        if training.step % self.every:
             return
         weights = [
             float(torch.linalg.vector_norm(p.grad.double())) if p.grad is not None else 0.0 for _, p in self._layers
@@ -87,20 +87,20 @@ class GradientFlowRecorder(Callback):
             float(torch.linalg.vector_norm(self._caught[i].double())) if i in self._caught else math.nan
             for i in range(len(self.activation_names))
         ]
-        self._steps.append(int(ctx.step))
+        self._steps.append(int(training.step))
         self._weights.append(weights)
         self._acts.append(acts)
         self._losses.append(float(loss))
         self._caught.clear()
         self._armed = False
 
-    def on_step(self, ctx: TrainContext, metrics: dict[str, float]) -> None:
-        self._armed = ctx.step % self.every == 0  # ctx.step: steps taken, i.e. the next step's index
+    def on_step(self, training: TrainContext, metrics: dict[str, float]) -> None:
+        self._armed = training.step % self.every == 0  # training.step: steps taken, i.e. the next step's index
 
-    def on_end(self, ctx: TrainContext, result: dict[str, Any]) -> None:
+    def on_end(self, training: TrainContext, result: dict[str, Any]) -> None:
         self._remove_hooks()
-        if self.filename and ctx.run_dir is not None and self._steps:
-            self.result().save(Path(ctx.run_dir) / self.filename)
+        if self.filename and training.run_dir is not None and self._steps:
+            self.result().save(Path(training.run_dir) / self.filename)
 
     # ------------------------------------------------------------------ state
     def result(self) -> GradientFlowHistory:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,7 +34,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
-from ._ensemble import autocast, check_data, chunks, eval_state, model_device
+from ..train.task import autocast
+from ._evaluation import check_data, chunks, eval_state, model_device
 from .curvature import hessian_extremes, mean_cross_entropy, negative_curvature_share
 from .result import ProbeResult
 
@@ -181,10 +183,39 @@ def _check_direction(model: nn.Module, direction: Sequence[torch.Tensor]) -> lis
     return [d.to(device=p.device, dtype=p.dtype) for d, p in zip(direction, params)]
 
 
-def _surface(model, x, y, dirs, alphas, betas, kind, opts) -> LandscapeResult:
+@dataclass
+class SurfaceOptions:
+    """How the loss is evaluated at every point of a line, plane or interpolation.
+
+    ``loss_line`` and ``loss_plane`` take these as keyword arguments; the result records
+    ``precision``, ``bn``, ``ignore_bias_bn``, ``seed``, ``curvature_tol`` and ``hessian_iters``.
+    ``ignore_bias_bn`` and ``seed`` shape the default random directions; ``hessian_iters`` > 0
+    estimates the Hessian's extreme eigenvalues at the centre on ``hessian_samples`` samples.
+    """
+
+    loss_fn: LossFn = mean_cross_entropy
+    batch_size: int = 500
+    precision: str = "fp32"
+    bn: str = "eval"
+    bn_data: torch.Tensor | None = None
+    ignore_bias_bn: bool = True
+    seed: int = 0
+    curvature_tol: float = 1e-3
+    hessian_iters: int = 0
+    hessian_samples: int = 500
+
+    def __post_init__(self) -> None:
+        if self.hessian_iters < 0 or self.hessian_samples < 1:
+            raise ConfigError("hessian_iters must be >= 0 and hessian_samples >= 1")
+
+    def evaluator(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> _Evaluator:
+        return _Evaluator(model, x, y, self.loss_fn, self.batch_size, self.precision, self.bn, self.bn_data)
+
+
+def _surface(model, x, y, dirs, alphas, betas, kind, opts: SurfaceOptions) -> LandscapeResult:
     start = time.perf_counter()
     params = list(model.parameters())
-    ev = _Evaluator(model, x, y, opts["loss_fn"], opts["batch_size"], opts["precision"], opts["bn"], opts["bn_data"])
+    ev = opts.evaluator(model, x, y)
     shape = (len(alphas),) if betas is None else (len(alphas), len(betas))
     loss, acc = np.full(shape, np.nan), np.full(shape, np.nan)
     points = list(np.ndindex(*shape))
@@ -200,6 +231,11 @@ def _surface(model, x, y, dirs, alphas, betas, kind, opts) -> LandscapeResult:
                         if c:
                             p.add_(d[i], alpha=float(c))
             loss[idx], acc[idx] = ev()
+    return _result(kind, alphas, betas, loss, acc, opts, hess, len(x), start)
+
+
+def _result(kind, alphas, betas, loss, acc, opts: SurfaceOptions, hess: dict, samples: int, start: float):
+    """The result of a surface; the origin is the grid point nearest alpha = beta = 0."""
     origin = tuple(int(np.argmin(np.abs(g))) for g in ([alphas] if betas is None else [alphas, betas]))
     return LandscapeResult(
         kind=kind,
@@ -209,35 +245,26 @@ def _surface(model, x, y, dirs, alphas, betas, kind, opts) -> LandscapeResult:
         accuracy=acc,
         origin_loss=float(loss[origin]),
         origin_accuracy=float(acc[origin]),
-        negative_curvature_share=negative_curvature_share(loss, opts["curvature_tol"]),
-        curvature_tol=opts["curvature_tol"],
+        negative_curvature_share=negative_curvature_share(loss, opts.curvature_tol),
+        curvature_tol=opts.curvature_tol,
         **hess,
-        ignore_bias_bn=opts["ignore_bias_bn"],
-        bn=opts["bn"],
-        num_samples=len(x),
-        precision=opts["precision"],
-        seed=opts["seed"],
+        ignore_bias_bn=opts.ignore_bias_bn,
+        bn=opts.bn,
+        num_samples=samples,
+        precision=opts.precision,
+        seed=opts.seed,
         seconds=time.perf_counter() - start,
     )
 
 
-def _hessian_summary(model, x, y, opts) -> dict:
-    iters = opts["hessian_iters"]
+def _hessian_summary(model, x, y, opts: SurfaceOptions) -> dict:
     out = {"hessian_min": float("nan"), "hessian_max": float("nan"), "hessian_ratio": float("nan")}
-    out["hessian_iters"] = iters
-    if iters > 0:
-        n = opts["hessian_samples"]
-        lo, hi = hessian_extremes(model, x[:n], y[:n], loss_fn=opts["loss_fn"], iters=iters, seed=opts["seed"])
+    out["hessian_iters"] = opts.hessian_iters
+    if opts.hessian_iters > 0:
+        n = opts.hessian_samples
+        lo, hi = hessian_extremes(model, x[:n], y[:n], loss_fn=opts.loss_fn, iters=opts.hessian_iters, seed=opts.seed)
         out.update(hessian_min=lo, hessian_max=hi, hessian_ratio=abs(lo / hi) if hi else float("nan"))
     return out
-
-
-def _options(
-    loss_fn, batch_size, precision, bn, bn_data, ignore_bias_bn, seed, curvature_tol, hessian_iters, hessian_samples
-):
-    if hessian_iters < 0 or hessian_samples < 1:
-        raise ConfigError("hessian_iters must be >= 0 and hessian_samples >= 1")
-    return dict(locals())
 
 
 def loss_line(
@@ -248,26 +275,16 @@ def loss_line(
     direction: Sequence[torch.Tensor] | None = None,
     steps: int = 21,
     span: float | Sequence[float] = 1.0,
-    loss_fn: LossFn = mean_cross_entropy,
-    batch_size: int = 500,
-    precision: str = "fp32",
-    bn: str = "eval",
-    bn_data: torch.Tensor | None = None,
-    ignore_bias_bn: bool = True,
-    seed: int = 0,
-    curvature_tol: float = 1e-3,
-    hessian_iters: int = 0,
-    hessian_samples: int = 500,
+    **options: Any,
 ) -> LandscapeResult:
     """Li2018's 1-D plot: L(w + alpha d) for ``steps`` alphas in [-span, span] (or [lo, hi]).
 
-    ``direction`` defaults to ``random_direction(model, seed=seed)``. The model's weights,
-    buffers and train/eval flags are restored afterwards.
+    ``direction`` defaults to ``random_direction(model, seed=seed)``; ``options`` are the
+    fields of ``SurfaceOptions``. The model's weights, buffers and train/eval flags are
+    restored afterwards.
     """
-    opts = _options(
-        loss_fn, batch_size, precision, bn, bn_data, ignore_bias_bn, seed, curvature_tol, hessian_iters, hessian_samples
-    )
-    d = random_direction(model, seed=seed, ignore_bias_bn=ignore_bias_bn) if direction is None else direction
+    opts = SurfaceOptions(**options)
+    d = random_direction(model, seed=opts.seed, ignore_bias_bn=opts.ignore_bias_bn) if direction is None else direction
     return _surface(model, x, y, [_check_direction(model, d)], _grid(span, steps), None, "line", opts)
 
 
@@ -279,26 +296,18 @@ def loss_plane(
     directions: tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]] | None = None,
     steps: int = 21,
     span: float | Sequence[float] = 1.0,
-    loss_fn: LossFn = mean_cross_entropy,
-    batch_size: int = 500,
-    precision: str = "fp32",
-    bn: str = "eval",
-    bn_data: torch.Tensor | None = None,
-    ignore_bias_bn: bool = True,
-    seed: int = 0,
-    curvature_tol: float = 1e-3,
-    hessian_iters: int = 0,
-    hessian_samples: int = 500,
+    **options: Any,
 ) -> LandscapeResult:
     """Li2018's 2-D surface: L(w + alpha d1 + beta d2) on a ``steps`` x ``steps`` grid.
 
-    The directions default to ``random_direction`` with seeds ``seed`` and ``seed + 1``.
+    The directions default to ``random_direction`` with seeds ``seed`` and ``seed + 1``;
+    ``options`` are the fields of ``SurfaceOptions``.
     """
-    opts = _options(
-        loss_fn, batch_size, precision, bn, bn_data, ignore_bias_bn, seed, curvature_tol, hessian_iters, hessian_samples
-    )
+    opts = SurfaceOptions(**options)
     if directions is None:
-        directions = tuple(random_direction(model, seed=seed + i, ignore_bias_bn=ignore_bias_bn) for i in range(2))
+        directions = tuple(
+            random_direction(model, seed=opts.seed + i, ignore_bias_bn=opts.ignore_bias_bn) for i in range(2)
+        )
     dirs = [_check_direction(model, d) for d in directions]
     grid = _grid(span, steps)
     return _surface(model, x, y, dirs, grid, grid.copy(), "plane", opts)
@@ -332,8 +341,17 @@ def loss_interpolation(
     if set(state_a) != set(own) or set(state_b) != set(own):
         raise ConfigError("both checkpoints must be state_dicts of this model (same keys)")
     start = time.perf_counter()
+    opts = SurfaceOptions(
+        loss_fn=loss_fn,
+        batch_size=batch_size,
+        precision=precision,
+        bn=bn,
+        bn_data=bn_data,
+        ignore_bias_bn=False,
+        curvature_tol=curvature_tol,
+    )
     alphas = _grid(span, steps)
-    ev = _Evaluator(model, x, y, loss_fn, batch_size, precision, bn, bn_data)
+    ev = opts.evaluator(model, x, y)
     loss, acc = np.full(len(alphas), np.nan), np.full(len(alphas), np.nan)
     with eval_state(model), _Weights(model), torch.no_grad():
         # copies: a checkpoint may be the model's own state_dict, whose tensors alias its weights
@@ -348,25 +366,4 @@ def loss_interpolation(
                 if k.endswith("running_var"):
                     v.clamp_(min=0.0)  # extrapolated variances can turn negative
             loss[i], acc[i] = ev()
-    origin = int(np.argmin(np.abs(alphas)))
-    return LandscapeResult(
-        kind="interpolation",
-        alphas=alphas,
-        betas=np.zeros(0),
-        loss=loss,
-        accuracy=acc,
-        origin_loss=float(loss[origin]),
-        origin_accuracy=float(acc[origin]),
-        negative_curvature_share=negative_curvature_share(loss, curvature_tol),
-        curvature_tol=curvature_tol,
-        hessian_min=float("nan"),
-        hessian_max=float("nan"),
-        hessian_ratio=float("nan"),
-        hessian_iters=0,
-        ignore_bias_bn=False,
-        bn=bn,
-        num_samples=len(x),
-        precision=precision,
-        seed=0,
-        seconds=time.perf_counter() - start,
-    )
+    return _result("interpolation", alphas, None, loss, acc, opts, _hessian_summary(model, x, y, opts), len(x), start)

@@ -7,8 +7,8 @@ block of unchanged shape, the identity; for a shape-changing plain block, its
 Efficiency: in eval mode, every block's input is computed once per evaluation batch and
 kept; deleting block j then costs only the blocks after j (the prefix is never
 recomputed). All n single deletions cost n(n+1)/2 branch evaluations instead of the n^2 of
-one full forward per deletion plus the baseline, a ratio of (n+1)/(2n): 0.556 for n = 9,
-0.519 for n = 27, 0.509 for n = 54 (``lesion_cost`` measures it in counts and wall-clock).
+one full forward per deletion plus the baseline, about half (``lesion_cost`` measures both
+in counts and wall-clock).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,7 +27,8 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..models import Block, block_modes
-from ._ensemble import autocast, check_data, chunks, eval_state, model_device, require_block_net
+from ..train.task import autocast
+from ._evaluation import check_data, chunks, eval_state, model_device, require_block_net
 from .result import ProbeResult
 
 
@@ -94,38 +96,47 @@ def swappable_groups(model: nn.Module, example: torch.Tensor) -> list[list[int]]
     return [g for g in groups.values() if len(g) > 1]
 
 
+def top1_wrong(logits: torch.Tensor, y: torch.Tensor) -> int:
+    """Number of wrong top-1 predictions (any leading shape: per image or per token)."""
+    return int((logits.argmax(-1) != y).sum())
+
+
+def _intact_and_single_deletions(
+    model: nn.Module, acts: list[torch.Tensor], deletable: Sequence[int]
+) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    """Logits of the intact net, and with each block of ``deletable`` deleted in turn, from
+    the cached block inputs ``acts``: deleting block j runs only the blocks after it."""
+    blocks, n = list(model.blocks), len(model.blocks)
+    single = {j: model.head(_run(blocks, acts[j], range(j, n), frozenset([j]))) for j in deletable}
+    return model.head(acts[n]), single
+
+
 def lesion_predictions(
     model: nn.Module, x: torch.Tensor, *, cached: bool = True, batch_size: int = 256, precision: str = "fp32"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-1 predictions of the intact net and with each block deleted in turn.
 
     Returns (baseline, per_block): per_block[j] holds the predictions with block j deleted
-    (-1 where block j cannot be deleted), one per sample (or per token for token models). ``cached=False`` is the naive reference: one full
-    ``model(x)`` per deletion.
+    (-1 where block j cannot be deleted), one per sample (or per token for token models).
+    ``cached=False`` is the naive reference: one full ``model(x)`` per deletion.
     """
-    require_block_net(model)
-    blocks = list(model.blocks)
-    n = len(blocks)
+    deletable = deletable_blocks(model)
+    blocks, n = list(model.blocks), len(model.blocks)
     device = model_device(model)
-    can = [b.can_skip for b in blocks]
     base, per_block = [], []
     with torch.no_grad(), eval_state(model), autocast(device, precision):
         for xb, _ in chunks(x, x, batch_size, device):
             if cached:
-                acts = _block_inputs(model, xb)
-                base.append(model.head(acts[n]).argmax(-1))
-                preds = torch.full((n, *base[-1].shape), -1, dtype=torch.long, device=device)
-                for j in range(n):
-                    if can[j]:
-                        h = _run(blocks, acts[j], range(j, n), frozenset([j]))
-                        preds[j] = model.head(h).argmax(-1)
+                intact, single = _intact_and_single_deletions(model, _block_inputs(model, xb), deletable)
             else:
-                base.append(model(xb).argmax(-1))
-                preds = torch.full((n, *base[-1].shape), -1, dtype=torch.long, device=device)
-                for j in range(n):
-                    if can[j]:
-                        with block_modes([blocks[j]], "skip-only"):
-                            preds[j] = model(xb).argmax(-1)
+                intact, single = model(xb), {}
+                for j in deletable:
+                    with block_modes([blocks[j]], "skip-only"):
+                        single[j] = model(xb)
+            base.append(intact.argmax(-1))
+            preds = torch.full((n, *base[-1].shape), -1, dtype=torch.long, device=device)
+            for j, logits in single.items():
+                preds[j] = logits.argmax(-1)
             per_block.append(preds)
     return torch.cat(base, 0).cpu(), torch.cat(per_block, 1).cpu()
 
@@ -192,9 +203,7 @@ def lesion_study(
     if draws < 1:
         raise ConfigError(f"draws must be >= 1, got {draws}")
     start = time.perf_counter()
-    blocks = list(model.blocks)
-    n = len(blocks)
-    device = model_device(model)
+    n = len(model.blocks)
     deletable = deletable_blocks(model)
     delete_k = list(range(1, min(n // 2, len(deletable)) + 1)) if delete_k is None else list(delete_k)
     reorder_k = list(range(1, n // 2 + 1)) if reorder_k is None else list(reorder_k)
@@ -204,54 +213,17 @@ def lesion_study(
         raise ConfigError(f"reorder_k must be >= 1, got {reorder_k}")
     rng = np.random.default_rng(seed)
     deletions = [[frozenset(rng.choice(deletable, k, replace=False).tolist()) for _ in range(draws)] for k in delete_k]
-    groups = swappable_groups(model, x)
-    pairs = [p for g in groups for p in itertools.combinations(g, 2)]
+    pairs = [p for g in swappable_groups(model, x) for p in itertools.combinations(g, 2)]
     if not pairs:
         reorder_k = []
-    orders = []
-    for k in reorder_k:
-        row = []
-        for _ in range(draws):
-            order = list(range(n))
-            for _ in range(k):
-                i, j = pairs[rng.integers(len(pairs))]
-                order[i], order[j] = order[j], order[i]
-            row.append(order)
-        orders.append(row)
-
-    wrong_base = 0
-    wrong_single = np.zeros(n)
-    wrong_delete = np.zeros((len(delete_k), draws))
-    wrong_reorder = np.zeros((len(reorder_k), draws))
-    branch_evals = -1
-    batches = list(chunks(x, y, batch_size, device))
-    with torch.no_grad(), eval_state(model), autocast(device, precision):
-        for b, (xb, yb) in enumerate(tqdm(batches, desc="lesions", disable=None)):
-            with count_branch_calls(blocks) as calls:
-                acts = _block_inputs(model, xb)
-                wrong_base += int((model.head(acts[n]).argmax(-1) != yb).sum())
-                for j in deletable:
-                    h = _run(blocks, acts[j], range(j, n), frozenset([j]))
-                    wrong_single[j] += int((model.head(h).argmax(-1) != yb).sum())
-            if b == 0:
-                branch_evals = calls[0]
-            for i, row in enumerate(deletions):
-                for d, deleted in enumerate(row):
-                    first = min(deleted)
-                    h = _run(blocks, acts[first], range(first, n), deleted)
-                    wrong_delete[i, d] += int((model.head(h).argmax(-1) != yb).sum())
-            for i, row in enumerate(orders):
-                for d, order in enumerate(row):
-                    first = next((p for p in range(n) if order[p] != p), n)
-                    h = _run(blocks, acts[first], order[first:], frozenset())
-                    wrong_reorder[i, d] += int((model.head(h).argmax(-1) != yb).sum())
-            del acts
+    orders = [[_random_order(rng, n, pairs, k) for _ in range(draws)] for k in reorder_k]
+    wrong = _count_wrong(model, x, y, deletable, deletions, orders, draws, batch_size, precision)
 
     total = len(x)
     single = np.full(n, np.nan)
-    single[deletable] = wrong_single[deletable] / total
-    downsampling = np.array([b.changes_shape for b in blocks], dtype=bool)
-    baseline = wrong_base / total
+    single[deletable] = wrong["single"][deletable] / total
+    downsampling = np.array([b.changes_shape for b in model.blocks], dtype=bool)
+    baseline = wrong["base"] / total
     same_shape = [j for j in deletable if not downsampling[j]]
     return LesionResult(
         num_blocks=n,
@@ -259,23 +231,85 @@ def lesion_study(
         baseline_error=baseline,
         single_error=single,
         downsampling=downsampling,
-        has_shortcut=np.array([b.has_shortcut for b in blocks], dtype=bool),
+        has_shortcut=np.array([b.has_shortcut for b in model.blocks], dtype=bool),
         median_single_increase=float(np.median(single[same_shape]) - baseline) if same_shape else float("nan"),
         max_single_error_same_shape=float(np.max(single[same_shape])) if same_shape else float("nan"),
         delete_k=np.array(delete_k, dtype=int),
         delete_blocks=[[sorted(deleted) for deleted in row] for row in deletions],
-        delete_error=wrong_delete / total,
+        delete_error=wrong["delete"] / total,
         reorder_k=np.array(reorder_k, dtype=int),
         reorder_orders=np.array(orders, dtype=int).reshape(len(reorder_k), draws, n),
-        reorder_error=wrong_reorder / total,
+        reorder_error=wrong["reorder"] / total,
         reorder_tau=np.array([[kendall_tau(o) for o in row] for row in orders]).reshape(len(reorder_k), draws),
         draws=draws,
-        branch_evals=branch_evals,
+        branch_evals=wrong["branch_evals"],
         naive_branch_evals=n + len(deletable) * (n - 1),  # baseline + one full forward per deletion
         precision=precision,
         seed=seed,
         seconds=time.perf_counter() - start,
     )
+
+
+def _random_order(rng: np.random.Generator, n: int, pairs: Sequence[tuple[int, int]], swaps: int) -> list[int]:
+    """The block order 0..n-1 after ``swaps`` swaps of random pairs from ``pairs``."""
+    order = list(range(n))
+    for _ in range(swaps):
+        i, j = pairs[rng.integers(len(pairs))]
+        order[i], order[j] = order[j], order[i]
+    return order
+
+
+def _count_wrong(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    deletable: Sequence[int],
+    deletions: Sequence[Sequence[frozenset[int]]],
+    orders: Sequence[Sequence[list[int]]],
+    draws: int,
+    batch_size: int,
+    precision: str,
+) -> dict[str, Any]:
+    """Wrong predictions, summed over the data, of every lesion of ``lesion_study``.
+
+    Each batch's block inputs are computed once; a lesion then runs only the blocks from
+    the first one it changes. ``branch_evals`` counts the branches run for the intact net
+    and the single deletions of one batch.
+    """
+    blocks, n = list(model.blocks), len(model.blocks)
+    device = model_device(model)
+    wrong = {
+        "base": 0,
+        "single": np.zeros(n),
+        "delete": np.zeros((len(deletions), draws)),
+        "reorder": np.zeros((len(orders), draws)),
+        "branch_evals": -1,
+    }
+    batches = list(chunks(x, y, batch_size, device))
+    with torch.no_grad(), eval_state(model), autocast(device, precision):
+        for b, (xb, yb) in enumerate(tqdm(batches, desc="lesions", disable=None)):
+            with count_branch_calls(blocks) as calls:
+                acts = _block_inputs(model, xb)
+                intact, single = _intact_and_single_deletions(model, acts, deletable)
+                wrong["base"] += top1_wrong(intact, yb)
+                for j, logits in single.items():
+                    wrong["single"][j] += top1_wrong(logits, yb)
+            if b == 0:
+                wrong["branch_evals"] = calls[0]
+            for i, row in enumerate(deletions):
+                for d, deleted in enumerate(row):
+                    first = min(deleted)
+                    wrong["delete"][i, d] += top1_wrong(
+                        model.head(_run(blocks, acts[first], range(first, n), deleted)), yb
+                    )
+            for i, row in enumerate(orders):
+                for d, order in enumerate(row):
+                    first = next((p for p in range(n) if order[p] != p), n)
+                    wrong["reorder"][i, d] += top1_wrong(
+                        model.head(_run(blocks, acts[first], order[first:], frozenset())), yb
+                    )
+            del acts, single
+    return wrong
 
 
 def lesion_cost(

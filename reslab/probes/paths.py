@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..models import block_modes
-from ._ensemble import chunks, eval_state, model_device, require_block_net
+from ._evaluation import chunks, eval_state, model_device, require_block_net
 from .result import ProbeResult
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -88,8 +88,8 @@ class PathSampler:
     no forward is ever recomputed. Blocks without a shortcut are recorded in ``full`` mode.
     The backward signal starts as d(loss)/d(last block's output) of the full forward.
     Each path then costs one vector-Jacobian product per block (a cheap one for every
-    shortcut). Samples are not vmapped together: ``is_grads_batched`` measured 10x slower
-    than this loop on CPU. The model is used in the mode it is in (``path_gradients``
+    shortcut). Samples are not vmapped together: ``is_grads_batched`` was slower than this
+    loop on CPU. The model is used in the mode it is in (``path_gradients``
     puts it in eval mode); it stays untouched.
     """
 
@@ -199,9 +199,8 @@ def path_gradients(
 
     For every length k = 0..n, ``samples_per_length`` random paths are drawn (k fork blocks
     chosen uniformly, the signal passes their branches and every other fork's shortcut).
-    ``x``/``y`` are split into batches of ``batch_size``; each batch's forward is computed
-    once (eval mode) and serves its share of the samples, so samples see different batches
-    as in Veit2016. Returns a ``PathResult`` with the effective range for ``share``.
+    ``x``/``y`` are split into batches of ``batch_size``, each serving its share of the
+    samples. Returns a ``PathResult`` with the effective range for ``share``.
     """
     require_block_net(model)
     if samples_per_length < 1:
@@ -210,25 +209,53 @@ def path_gradients(
         raise ConfigError(f"need as many targets as inputs, and at least one (got {len(x)} and {len(y)})")
     start = time.perf_counter()
     forks = skippable_blocks(model)
-    n = len(forks)
     rng = np.random.default_rng(seed)
     # draw every path up front, so the result depends on the seed alone, not on batching
     paths = [
         [set(rng.choice(forks, size=k, replace=False).tolist()) for _ in range(samples_per_length)]
-        for k in range(n + 1)
+        for k in range(len(forks) + 1)
     ]
-    samples = np.full((n + 1, samples_per_length), np.nan)
-    device = model_device(model)
-    batches = list(chunks(x, y, batch_size, device))
-    with eval_state(model), tqdm(total=(n + 1) * samples_per_length, desc="paths", disable=None) as bar:
+    samples = _gradient_norms_along(paths, model, x, y, batch_size, loss_fn)
+    return PathResult(
+        num_blocks=len(forks),
+        skippable=forks,
+        samples=samples,
+        median_magnitude=np.median(samples, axis=1),
+        **_per_length(samples, share),
+        num_samples=samples_per_length,
+        num_images=len(x),
+        batch_size=batch_size,
+        seed=seed,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _gradient_norms_along(
+    paths: list[list[set[int]]], model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, loss_fn: LossFn
+) -> np.ndarray:
+    """samples[k, s]: the input-gradient norm along ``paths[k][s]``, sample s served by batch s mod batches.
+
+    Each batch's forward is computed once (eval mode) and serves its share of the samples,
+    so samples see different batches as in Veit2016.
+    """
+    lengths, per_length = len(paths), len(paths[0])
+    samples = np.full((lengths, per_length), np.nan)
+    batches = list(chunks(x, y, batch_size, model_device(model)))
+    with eval_state(model), tqdm(total=lengths * per_length, desc="paths", disable=None) as bar:
         for b, (xb, yb) in enumerate(batches):
             sampler = PathSampler(model, xb, yb, loss_fn)
-            for k in range(n + 1):
-                for s in range(b, samples_per_length, len(batches)):
+            for k in range(lengths):
+                for s in range(b, per_length, len(batches)):
                     g = sampler.input_gradient(paths[k][s])
                     samples[k, s] = g.flatten(1).norm(dim=1).mean().item()
                     bar.update()
             del sampler
+    return samples
+
+
+def _per_length(samples: np.ndarray, share: float) -> dict:
+    """Counts, mean magnitude and contribution per path length, the ranges holding ``share``, the decay fit."""
+    n = len(samples) - 1
     counts = path_counts(n)
     lengths = np.arange(n + 1)
     log_count = np.array([math.log(c) for c in counts])
@@ -243,16 +270,12 @@ def path_gradients(
     path_share = np.exp(log_count - n * math.log(2))
     plo, phi, pheld = shortest_interval(path_share, share)
     slope, r2 = _decay_fit(lengths, magnitude)
-    return PathResult(
-        num_blocks=n,
-        skippable=forks,
+    return dict(
         lengths=lengths,
         counts=counts,
         path_share=path_share,
         log10_count=log_count / math.log(10),
-        samples=samples,
         magnitude=magnitude,
-        median_magnitude=np.median(samples, axis=1),
         log10_contribution=log_contrib / math.log(10),
         contribution_share=contribution_share,
         share=share,
@@ -264,9 +287,4 @@ def path_gradients(
         mean_path_length=n / 2,
         log10_decay_per_block=slope,
         decay_r2=r2,
-        num_samples=samples_per_length,
-        num_images=len(x),
-        batch_size=batch_size,
-        seed=seed,
-        seconds=time.perf_counter() - start,
     )

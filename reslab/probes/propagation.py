@@ -41,7 +41,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..models.block import block_modes
 from ..models.net import follows_block_protocol
-from .backward import cast_input, norms, probe_view, walk
+from .backward import cast_input, forked_rng, norms, probe_view, walk
 from .result import ProbeResult
 
 
@@ -118,8 +118,7 @@ def signal_propagation(
     """
     if not follows_block_protocol(net):
         raise ConfigError(f"signal_propagation needs a block-protocol net, got {type(net).__name__}")
-    devices = [x.device.index or 0] if x.device.type == "cuda" else []
-    with probe_view(net, dtype) as m, torch.random.fork_rng(devices=devices), scaled_branches(m, branch_scale):
+    with probe_view(net, dtype) as m, forked_rng(x), scaled_branches(m, branch_scale):
         xin = cast_input(x, m)
         torch.manual_seed(seed)
         full = walk(m, xin, targets, seed)

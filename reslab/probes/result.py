@@ -8,36 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
+from ..files import atomic_write, jsonable
+
 R = TypeVar("R", bound="ProbeResult")
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 @dataclasses.dataclass
@@ -53,9 +31,10 @@ class ProbeResult:
             if isinstance(value, np.ndarray):
                 arrays[f.name] = value
             else:
-                meta[f.name] = _jsonable(value)
-        _atomic_write(stem.with_suffix(".npz"), lambda fh: np.savez_compressed(fh, **arrays))
-        _atomic_write(stem.with_suffix(".json"), lambda fh: fh.write(json.dumps(meta, indent=1).encode()))
+                meta[f.name] = jsonable(value, nonfinite_as_none=False)  # NaN means "not measured"
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(stem.with_suffix(".npz"), lambda fh: np.savez_compressed(fh, **arrays))
+        atomic_write(stem.with_suffix(".json"), lambda fh: fh.write(json.dumps(meta, indent=1).encode()))
         return stem
 
     @classmethod

@@ -20,9 +20,8 @@ Definitions (read them before comparing numbers):
 - **Readout**: every family's output is a linear function of its last layer's output.
   The residual families therefore have no final BN-ReLU head (``mlp(linear_head=True)``):
   such a head is one more non-residual ReLU layer applied to the whole stream, which the
-  feedforward families do not get on top of their depth. With it, res+BN at depth 50 has
-  neighbour correlation 0.63 (slope -0.97) instead of 0.72 (-1.13); claims.md's reference
-  run (0.72, -1.1) used the linear readout.
+  feedforward families do not get on top of their depth (it would lower the residual
+  families' correlation; claims.md's reference run used the linear readout).
 - **Depth sweep**: one net of max_depth per family and seed; the depth-d curve is the
   gradient of head(first d layers) (the prefix of a random deep net is distributed like a
   random net of depth d, and the head is independent of the layers).
@@ -35,8 +34,7 @@ Theory beside the measurements (Balduzzi2017): gradient correlation decays like 
 feedforward ReLU nets and like L^-1/2 for residual nets with BatchNorm; claims.md notes
 that the paper's theorems use BatchNorm, so the 2^-L curve is drawn for "ff-bn" only. An
 LL-initialized CReLU net is linear at initialization (correlation 1). The other families
-get no theory curve (NaN). Measured here: without BatchNorm, He-initialized ReLU MLPs with
-random biases do not shatter within 50 layers.
+get no theory curve (NaN).
 """
 
 from __future__ import annotations
@@ -45,6 +43,7 @@ import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -143,59 +142,75 @@ class ShatteredResult(ProbeResult):
         return {"lag1": float(self.lag1[f, d]), "slope": float(self.slope[f, d])}
 
 
-def shattered_gradients(
-    families: Sequence[str] = tuple(FAMILIES),
-    max_depth: int = 50,
-    seeds: int = 20,
-    points: int = 256,
-    x_range: tuple[float, float] = (-2.0, 2.0),
-    width: int = 200,
-    beta: float = 0.2,
-    bias_std: float = 0.5,
-    detail_depths: Sequence[int] = (1, 8, 24, 50),
-    first_seed: int = 0,
-    dtype: torch.dtype = torch.float32,
-    device: str | torch.device = "cpu",
-) -> ShatteredResult:
+@dataclass
+class ShatteredSettings:
+    """What ``shattered_gradients`` measures: ``seeds`` random nets per family, each of
+    ``max_depth`` layers of ``width``, differentiated at ``points`` inputs in ``x_range``.
+
+    The result keeps these (with ``dtype`` and ``device`` as names, without ``detail_depths``,
+    which it holds as an array) in ``settings``, with the definitions behind its numbers.
+    """
+
+    max_depth: int = 50
+    seeds: int = 20
+    points: int = 256
+    x_range: tuple[float, float] = (-2.0, 2.0)
+    width: int = 200
+    beta: float = 0.2  # the branch scale of "res-bn-beta"
+    bias_std: float = 0.5  # the random biases of the families without BatchNorm
+    detail_depths: Sequence[int] = (1, 8, 24, 50)  # depths whose curves and covariances are kept
+    first_seed: int = 0
+    dtype: torch.dtype = torch.float32
+    device: str | torch.device = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.max_depth < 2 or self.seeds < 2 or self.points < 8 or self.width < 1:
+            raise ConfigError("shattered_gradients needs max_depth >= 2, seeds >= 2, points >= 8, width >= 1")
+
+    def recorded(self) -> dict:
+        return dict(
+            max_depth=self.max_depth,
+            seeds=self.seeds,
+            points=self.points,
+            x_range=list(self.x_range),
+            width=self.width,
+            beta=self.beta,
+            bias_std=self.bias_std,
+            first_seed=self.first_seed,
+            dtype=str(self.dtype).replace("torch.", ""),
+            device=str(self.device),
+            batchnorm="batch statistics of the grid, held fixed",
+            depth="feedforward: hidden ReLU layers; residual: residual units",
+        )
+
+
+def shattered_gradients(families: Sequence[str] = tuple(FAMILIES), **settings: Any) -> ShatteredResult:
     """Balduzzi2017 Fig. 1-3: input-gradient curves of random MLPs for families x depths x seeds.
 
-    See the module docstring for every definition. Cost: one forward pass with tangents
-    per family through a width x width net of ``max_depth`` layers, for all seeds at once.
+    ``settings`` are the fields of ``ShatteredSettings``; see the module docstring for every
+    definition. Cost: one forward pass with tangents per family through a width x width net
+    of ``max_depth`` layers, for all seeds at once.
     """
-    if max_depth < 2 or seeds < 2 or points < 8 or width < 1:
-        raise ConfigError("shattered_gradients needs max_depth >= 2, seeds >= 2, points >= 8, width >= 1")
-    detail = sorted({int(d) for d in detail_depths if 1 <= int(d) <= max_depth})
-    grid = torch.linspace(x_range[0], x_range[1], points, dtype=torch.float64)
-    depths = np.arange(1, max_depth + 1)
+    s = ShatteredSettings(**settings)
+    detail = sorted({int(d) for d in s.detail_depths if 1 <= int(d) <= s.max_depth})
+    grid = torch.linspace(s.x_range[0], s.x_range[1], s.points, dtype=torch.float64)
+    depths = np.arange(1, s.max_depth + 1)
     per_family, build_s, grad_s = [], 0.0, 0.0
+    x = grid.to(s.dtype).unsqueeze(1)
     for name in families:
         t0 = time.perf_counter()
         nets = [
-            build_family_net(name, max_depth, first_seed + s, width, beta, bias_std).to(device, dtype)
-            for s in range(seeds)
+            build_family_net(name, s.max_depth, s.first_seed + i, s.width, s.beta, s.bias_std).to(s.device, s.dtype)
+            for i in range(s.seeds)
         ]
         t1 = time.perf_counter()
-        grads = stacked_prefix_gradients(nets, grid.to(dtype).unsqueeze(1), include_stem=FAMILIES[name].stem_is_layer)
+        grads = stacked_prefix_gradients(nets, x, include_stem=FAMILIES[name].stem_is_layer)
         per_family.append(grads.double().cpu().numpy())  # (D, S, N)
         del nets
         build_s, grad_s = build_s + t1 - t0, grad_s + time.perf_counter() - t1
     g = np.stack(per_family)  # (F, D, S, N)
     t_stats = time.perf_counter()
-    settings = dict(
-        max_depth=max_depth,
-        seeds=seeds,
-        points=points,
-        x_range=list(x_range),
-        width=width,
-        beta=beta,
-        bias_std=bias_std,
-        first_seed=first_seed,
-        dtype=str(dtype).replace("torch.", ""),
-        device=str(device),
-        batchnorm="batch statistics of the grid, held fixed",
-        depth="feedforward: hidden ReLU layers; residual: residual units",
-    )
-    result = _summarize(g, list(families), depths, grid.numpy(), detail, settings)
+    result = _summarize(g, list(families), depths, grid.numpy(), detail, s.recorded())
     result.seconds = {"build": build_s, "gradients": grad_s, "statistics": time.perf_counter() - t_stats}
     return result
 
@@ -241,8 +256,3 @@ def _summarize(
         fits=fits,
         settings=settings,
     )
-
-
-def family_table() -> list[dict]:
-    """The families as rows (name, description, theory), for reports and docs."""
-    return [{k: v for k, v in dataclasses.asdict(f).items() if k != "mlp_args"} for f in FAMILIES.values()]

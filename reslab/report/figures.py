@@ -15,6 +15,9 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+import matplotlib
+from matplotlib.figure import Figure
+
 from ..studies.results import FigureSpec
 from .plots import PALETTE, SpecError, draw_bars, draw_image, draw_images, draw_lines
 
@@ -81,8 +84,6 @@ def extension(group: list[FigureSpec]) -> str:
 
 
 def content_key(group: list[FigureSpec]) -> str:
-    import matplotlib
-
     payload = json.dumps([asdict(s) for s in group], sort_keys=True, default=str)
     text = f"{RENDER_VERSION}|{matplotlib.__version__}|{payload}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -105,9 +106,6 @@ def _size(group: list[FigureSpec]) -> tuple[float, float]:
 
 def draw(group: list[FigureSpec]) -> tuple[bytes, list[str]]:
     """Draw a group of specs into one image; returns the file's bytes and caption notes."""
-    import matplotlib
-    from matplotlib.figure import Figure
-
     for spec in group:
         if spec.kind not in KINDS:
             raise SpecError(f"unknown figure kind {spec.kind!r} (one of {', '.join(KINDS)})")

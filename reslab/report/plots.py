@@ -16,7 +16,11 @@ import math
 import re
 from typing import Any
 
+import matplotlib
 import numpy as np
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter
+from matplotlib.transforms import blended_transform_factory
 
 from ..studies.results import FigureSpec, Series
 
@@ -41,8 +45,6 @@ def _t(text: object) -> str:
 def palette(n: int) -> list[str]:
     if n <= len(PALETTE):
         return PALETTE[:n]
-    import matplotlib
-
     cmap = matplotlib.colormaps["tab20"]
     return [matplotlib.colors.to_hex(cmap(i % 20)) for i in range(n)]
 
@@ -99,7 +101,6 @@ _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 def _log_labels(axis) -> None:
     """Decades as ``10⁻³`` in plain Unicode (no mathtext: faster, and stays text in the SVG);
     on axes spanning under two decades, the 2s and 5s in between are labelled too."""
-    from matplotlib.ticker import FuncFormatter
 
     def label(x: float, pos: int | None) -> str:
         if x <= 0 or not math.isfinite(x):
@@ -126,7 +127,6 @@ def _log_axes(ax, spec: FigureSpec) -> None:
 
 
 def _hlines(ax, spec: FigureSpec) -> None:
-    from matplotlib.transforms import blended_transform_factory
 
     trans = blended_transform_factory(ax.transAxes, ax.transData)
     for h in spec.hlines:
@@ -156,7 +156,6 @@ def _labels(ax, spec: FigureSpec) -> None:
 
 
 def draw_lines(ax, spec: FigureSpec) -> list[str]:
-    from matplotlib.lines import Line2D
 
     notes: list[str] = []
     if not spec.series:
@@ -276,8 +275,6 @@ def _matrix(values: Any, what: str, notes: list[str]) -> np.ndarray:
 
 def _colour_scale(arrays: list[np.ndarray]) -> dict[str, Any]:
     """Diverging and centred on zero when values have both signs, else sequential; shared by panels."""
-    import matplotlib
-
     finite = np.concatenate([a[np.isfinite(a)] for a in arrays])
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     if lo < 0 < hi:

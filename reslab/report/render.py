@@ -9,11 +9,10 @@ unchanged studies. Every file is written to a temporary name and renamed into pl
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..files import atomic_write
 from .figures import RenderedFigure, extension, group_figures, render_group
 from .html import render_html
 from .load import load_results
@@ -37,17 +36,9 @@ class ReportPaths:
     problems: list[str] = field(default_factory=list)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def write_public(path: Path, data: bytes) -> None:
+    """Write a report file atomically, readable by everyone (a report may be served as it is)."""
+    atomic_write(path, lambda f: f.write(data), permissions=0o644)
 
 
 def _load_manifest(fig_dir: Path) -> dict[str, dict]:
@@ -92,16 +83,16 @@ def render_report(directory: str | Path) -> ReportPaths:
             else:
                 path = fig_dir / name
                 if not path.is_file() or path.read_bytes() != fig.data:
-                    write_atomic(path, fig.data)
+                    write_public(path, fig.data)
                 new_manifest[name] = {"key": fig.key, "notes": fig.notes}
                 paths.figures.append(path)
             figs.append(fig)
         rendered.append(figs)
-    write_atomic(fig_dir / MANIFEST, json.dumps(new_manifest, indent=1, sort_keys=True).encode())
+    write_public(fig_dir / MANIFEST, json.dumps(new_manifest, indent=1, sort_keys=True).encode())
     for stale in fig_dir.iterdir():  # figures of studies or figures that no longer exist
         if stale.suffix in _FIGURE_SUFFIXES and stale.name not in new_manifest:
             stale.unlink(missing_ok=True)
     views = study_views(results, slugs, rendered)
-    write_atomic(paths.markdown, render_markdown(results, views).encode("utf-8"))
-    write_atomic(paths.html, render_html(results, views).encode("utf-8"))
+    write_public(paths.markdown, render_markdown(results, views).encode("utf-8"))
+    write_public(paths.html, render_html(results, views).encode("utf-8"))
     return paths

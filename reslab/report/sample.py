@@ -128,13 +128,32 @@ def _paths() -> list[FigureSpec]:
     mag = [10 ** (-0.3 * k) for k in ks]
     contrib = [c * m for c, m in zip(count, mag)]
     return [
-        FigureSpec(kind="lines", title="Path length distribution", xlabel="path length", ylabel="paths",
-                   series=[Series("paths", ks, count)], panel="veit6"),
-        FigureSpec(kind="lines", title="Gradient magnitude", xlabel="path length", ylabel="magnitude", logy=True,
-                   series=[Series("magnitude", ks, mag)], panel="veit6"),
-        FigureSpec(kind="lines", title="Total gradient", xlabel="path length", ylabel="contribution",
-                   series=[Series("contribution", ks, contrib)], panel="veit6"),
-    ]  # fmt: skip
+        FigureSpec(
+            kind="lines",
+            title="Path length distribution",
+            xlabel="path length",
+            ylabel="paths",
+            series=[Series("paths", ks, count)],
+            panel="veit6",
+        ),
+        FigureSpec(
+            kind="lines",
+            title="Gradient magnitude",
+            xlabel="path length",
+            ylabel="magnitude",
+            logy=True,
+            series=[Series("magnitude", ks, mag)],
+            panel="veit6",
+        ),
+        FigureSpec(
+            kind="lines",
+            title="Total gradient",
+            xlabel="path length",
+            ylabel="contribution",
+            series=[Series("contribution", ks, contrib)],
+            panel="veit6",
+        ),
+    ]
 
 
 def sample_studies(n: int = 5, seed: int = 0) -> list[StudyResult]:

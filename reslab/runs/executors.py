@@ -20,6 +20,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 from typing import Protocol
 
+import torch
+
 from ..errors import ConfigError, ReslabError
 from ..train import TrainConfig
 from .store import RunRecord, RunStore
@@ -61,7 +63,8 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _finished(store: RunStore, config: TrainConfig) -> RunRecord | None:
+def _done_in_index(store: RunStore, config: TrainConfig) -> RunRecord | None:
+    """The run of ``config`` if the index holds it as ended for good, with its result (no file is read)."""
     found = store.lookup(config)
     return found if found is not None and found.done and found.result is not None else None
 
@@ -86,12 +89,12 @@ class LocalExecutor:
         h = config.hash()
         if h not in self._futures:
             if self._pool is None:
-                ctx = mp.get_context("spawn")  # forking a process that already runs torch threads can deadlock
-                queue = ctx.Queue()
+                spawn = mp.get_context("spawn")  # forking a process that already runs torch threads can deadlock
+                queue = spawn.Queue()
                 for d in self.devices:
                     queue.put(d)
                 threads = 1 if self.devices else max(1, cores() // self.workers)
-                self._pool = ProcessPoolExecutor(self.workers, ctx, _init_worker, (threads, queue))
+                self._pool = ProcessPoolExecutor(self.workers, spawn, _init_worker, (threads, queue))
             self._futures[h] = self._pool.submit(_train_one, str(store.root), config)
         return self._futures[h]
 
@@ -99,7 +102,7 @@ class LocalExecutor:
         """Start training ``configs`` in the background (with worker processes only)."""
         if self.workers > 1:
             for config in configs:
-                if _finished(store, config) is None:
+                if _done_in_index(store, config) is None:
                     self._submit(store, config)
 
     def run_all(self, store: RunStore, configs: Sequence[TrainConfig], label: str = "") -> list[RunRecord]:
@@ -111,7 +114,7 @@ class LocalExecutor:
             h = config.hash()
             if h in records or any(c.hash() == h for c in pending.values()):
                 continue
-            found = _finished(store, config)
+            found = _done_in_index(store, config)
             if found is not None:
                 records[h] = found
                 progress.finished(found, cached=True)
@@ -125,7 +128,7 @@ class LocalExecutor:
             for future in done:
                 config = pending.pop(future)
                 future.result()  # re-raises a worker's error here
-                record = _finished(store, config)
+                record = _done_in_index(store, config)
                 if record is None:
                     raise ReslabError(f"run {config.run_id()} ended in a worker but has no result in the store")
                 records[config.hash()] = record
@@ -144,9 +147,7 @@ def _init_worker(threads: int, devices) -> None:
     except Exception:  # no device list: a CPU worker
         device = None
     if device and device.startswith("cuda:"):
-        os.environ["CUDA_VISIBLE_DEVICES"] = device.split(":", 1)[1]  # before torch touches CUDA
-    import torch
-
+        os.environ["CUDA_VISIBLE_DEVICES"] = device.split(":", 1)[1]  # before torch initializes CUDA
     torch.set_num_threads(threads)
 
 
@@ -166,7 +167,7 @@ class RayExecutor:
         num_cpus: int | None = None,
     ):
         try:
-            import ray
+            import ray  # optional: only the ray executor needs it
         except ImportError:
             raise ConfigError("the ray executor needs Ray: pip install 'reslab[ray]'") from None
         self.ray, self.log = ray, log
@@ -178,7 +179,7 @@ class RayExecutor:
 
     def prefetch(self, store: RunStore, configs: Sequence[TrainConfig]) -> None:
         for config in configs:
-            if config.hash() not in self._refs and _finished(store, config) is None:
+            if config.hash() not in self._refs and _done_in_index(store, config) is None:
                 self._refs[config.hash()] = self.task.remote(str(store.root), config)
 
     def run_all(self, store: RunStore, configs: Sequence[TrainConfig], label: str = "") -> list[RunRecord]:
@@ -186,7 +187,7 @@ class RayExecutor:
         progress = _Progress(len(configs), label, self.log)
         waiting: dict[object, TrainConfig] = {}
         for config in configs:
-            found = _finished(store, config)
+            found = _done_in_index(store, config)
             if found is not None:
                 progress.finished(found, cached=True)
                 continue
@@ -206,8 +207,6 @@ class RayExecutor:
 def make_executor(name: str, workers: int = 1, address: str | None = None, log: Log = print) -> Executor:
     if name == "local":
         devices = []
-        import torch
-
         if workers > 1 and torch.cuda.is_available():
             devices = [f"cuda:{i % torch.cuda.device_count()}" for i in range(workers)]
         return LocalExecutor(workers, log=log, devices=devices)

@@ -14,9 +14,8 @@ from typing import Any
 import yaml
 
 from ..errors import ReslabError
-from ..train import TrainConfig, read_result
+from ..train import TERMINAL, TrainConfig, read_result
 
-TERMINAL = ("finished", "diverged")
 RESULT_COLUMNS = ("train_error", "val_error", "test_error", "steps", "wall_time_s")
 
 

@@ -20,7 +20,7 @@ trains, so no process (of any store, a copy included) trains or deletes a direct
 another one is writing.
 
 Callbacks run only when training actually happens. A callback that records data for a
-study should write it into ``ctx.run_dir`` so it is kept with the run (and read it from
+study should write it into ``training.run_dir`` (its ``TrainContext``) so it is kept with the run (and read it from
 ``record.dir`` when the run comes from the store), or the study should set
 ``TrainConfig.tag`` to make its instrumented runs distinct.
 """
@@ -39,16 +39,17 @@ from typing import Any
 
 from torch import nn
 
-from ..data import Dataset, load_dataset
+from ..data import DATASETS, Dataset, load_dataset
 from ..environment import collect_env
 from ..errors import ConfigError, ReslabError, StoreError, file_errors, os_fix, os_problem
-from ..models import get_entry
-from ..train import Callback, TrainConfig, read_metrics, train
-from ..train.checkpoint import CHECKPOINT, atomic_write_text, load_torch, write_json
+from ..files import write_json
+from ..models import create_model, get_entry
+from ..train import TERMINAL, Callback, TrainConfig, read_metrics, train, write_config
+from ..train.checkpoint import CHECKPOINT, load_torch
 from ..train.setup import augmentation, resolve_device
 from .index import DamagedIndexError, RunIndex
 from .locks import is_held, locked
-from .rebuild import TERMINAL, read_config, result_columns, row_from_dir, safe_result, scan
+from .rebuild import read_config, result_columns, row_from_dir, safe_result, scan
 
 INDEX = "index.sqlite"
 DIR_LOCK = ".lock"
@@ -85,8 +86,6 @@ class RunRecord:
 
     def load_model(self, map_location: str = "cpu") -> nn.Module:
         """The trained net: built from the registry as trained, weights from model.pt."""
-        from ..models import create_model
-
         path = self.dir / "model.pt"
         if self.result is None or not path.exists():
             raise ReslabError(f"run {self.id} has no trained model yet (status {self.status})")
@@ -188,7 +187,7 @@ class RunStore:
         ``run_dir`` names the directory exactly (``reslab train --resume``).
         """
         h = config.hash()
-        found = self._finished(h)
+        found = self._finished_on_disk(h)
         if found is not None:
             return found
         _preflight(config)
@@ -196,7 +195,7 @@ class RunStore:
             dataset = load_dataset(config.data, config.data_dir, **config.data_options)
         augmentation(config, dataset)
         with self._lock(h):
-            found = self._finished(h)  # another process may have trained it while we waited
+            found = self._finished_on_disk(h)  # another process may have trained it while we waited
             if found is not None:
                 return found
             path = Path(run_dir) if run_dir is not None else self._place(h, config, out)
@@ -228,8 +227,7 @@ class RunStore:
         return self._record(self.index.get(h))
 
     def _start(self, h: str, config: TrainConfig, path: Path) -> None:
-        if not (path / "config.yaml").exists():
-            atomic_write_text(path / "config.yaml", config.to_yaml())
+        write_config(path, config)
         if not (path / "env.json").exists():
             write_json(path / "env.json", collect_env())
         self.index.upsert(
@@ -280,7 +278,7 @@ class RunStore:
         return locked(self.locks_dir / f"{h}.lock", wait, busy)
 
     # --- looking runs up -------------------------------------------------------------------
-    def _finished(self, h: str) -> RunRecord | None:
+    def _finished_on_disk(self, h: str) -> RunRecord | None:
         row = self.index.get(h)
         record = self._record(row) if row is not None else None
         return record if record is not None and record.done else None
@@ -327,8 +325,6 @@ class RunStore:
             if all(fnmatch.fnmatchcase(str(values.get(key, "")), glob) for key, glob in terms):
                 out.append(record)
         return out
-
-    ls = find
 
     def get(self, ref: str | Path) -> RunRecord:
         """A run by id, id or hash prefix, or directory path."""
@@ -389,8 +385,6 @@ class RunStore:
 
 def _preflight(config: TrainConfig) -> None:
     """Name errors (unknown model or dataset, a device this machine lacks) before any directory is made."""
-    from ..data import DATASETS
-
     get_entry(config.model)
     if config.data not in DATASETS:
         raise ConfigError(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ..train import TrainConfig
 from ..train.recipe import Recipe, get_recipe
 from .base import Study, StudyContext
-from .common import describe, error_bars, errors, fashion_config, summary_dict
+from .common import describe, error_bars, errors, run_config, summary_dict
 from .mlp_standin import StandIn, variant_setup
 from .results import StudyResult
 from .stats import greater, summarize
@@ -73,7 +73,7 @@ def configs(s: Settings, seeds: int, order: str) -> list[TrainConfig]:
     if s.standin is not None:
         return [s.standin.config({"order": order}, seed) for seed in range(seeds)]
     return [
-        fashion_config("resnet110", s.paper_recipe, seed, {"order": order}, data="cifar10", eval_every=2000)
+        run_config("resnet110", s.paper_recipe, seed, {"order": order}, data="cifar10", eval_every=2000)
         for seed in range(seeds)
     ]
 

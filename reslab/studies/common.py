@@ -1,4 +1,4 @@
-"""Helpers several studies share: run configs on Fashion-MNIST, per-seed numbers, curves."""
+"""Helpers several studies share: run configs, per-seed numbers, curves."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def training_curves(label: str, records: Sequence[RunRecord], color: str | None 
     return out
 
 
-def fashion_config(
+def run_config(
     model: str,
     recipe: Recipe,
     seed: int,
@@ -81,7 +81,7 @@ def fashion_config(
     data: str = "fashion-mnist",
     **fields: Any,
 ) -> TrainConfig:
-    """A run on Fashion-MNIST (or ``data``), built the same way by every study.
+    """A training run on Fashion-MNIST (the default) or ``data``, built the same way by every study.
 
     ``data_options`` go to ``load_dataset`` (train_size, val_size, test_size, image_size);
     ``fields`` are other ``TrainConfig`` fields (eval_every, eval_train_size, log_every).
@@ -127,6 +127,11 @@ def error_bars(
         return Series(label, xs, [s.mean for s in stats], [s.std if s.n > 1 else 0.0 for s in stats])
 
     return FigureSpec(
-        "bars", title, "", "error (%)", [series("training error", train), series("test error", test)],
-        categories=list(names), **extra,
-    )  # fmt: skip
+        "bars",
+        title,
+        "",
+        "error (%)",
+        [series("training error", train), series("test error", test)],
+        categories=list(names),
+        **extra,
+    )

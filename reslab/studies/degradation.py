@@ -14,7 +14,7 @@ from ..models import list_models
 from ..train import TrainConfig
 from ..train.recipe import Recipe, get_recipe
 from .base import Study, StudyContext
-from .common import describe, error_bars, errors, fashion_config, recipe_text, summary_dict, training_curves
+from .common import describe, error_bars, errors, recipe_text, run_config, summary_dict, training_curves
 from .results import FigureSpec, StudyResult
 from .stats import greater, summarize
 from .verdict import Verdict
@@ -90,7 +90,7 @@ def configs(s: Settings, seeds: int, kind: str, depth: int) -> list[TrainConfig]
     if s.widths != (16, 32, 64):
         options = {**options, "widths": list(s.widths)}
     return [
-        fashion_config(
+        run_config(
             name,
             s.recipe,
             seed,

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..train import TrainConfig
 from ..train.recipe import Recipe
-from .common import fashion_config
+from .common import recipe_text, run_config
 
 
 @dataclass(frozen=True)
@@ -31,11 +31,17 @@ class StandIn:
 
     def config(self, variant: dict[str, Any], seed: int) -> TrainConfig:
         options = {
-            "depth": self.units, "width": self.width, "layers_per_block": 2, "norm": "bn",
-            "shortcut": "identity", "order": "preact", **self.base, **variant,
-        }  # fmt: skip
+            "depth": self.units,
+            "width": self.width,
+            "layers_per_block": 2,
+            "norm": "bn",
+            "shortcut": "identity",
+            "order": "preact",
+            **self.base,
+            **variant,
+        }
         data = {"train_size": self.train_size, "val_size": self.val_size}
-        return fashion_config(
+        return run_config(
             "mlp_residual",
             self.recipe,
             seed,
@@ -55,8 +61,6 @@ class StandIn:
 
 def variant_setup(standin: StandIn | None, paper_recipe: Recipe | None, seeds: int, paper_models: str) -> dict:
     """The report's "what was run" for a unit-variant study, at stand-in or paper scale."""
-    from .common import recipe_text
-
     return {
         "models": standin.describe() if standin else paper_models,
         "data": "Fashion-MNIST" if standin else "CIFAR-10, 45k/5k split",

@@ -14,7 +14,7 @@ from typing import Any
 from ..train import TrainConfig
 from ..train.recipe import Recipe, get_recipe
 from .base import Study, StudyContext
-from .common import describe, error_bars, errors, fashion_config, summary_dict
+from .common import describe, error_bars, errors, run_config, summary_dict
 from .mlp_standin import StandIn, variant_setup
 from .results import StudyResult
 from .stats import greater, summarize
@@ -80,7 +80,7 @@ def configs(s: Settings, seeds: int, variant: str) -> list[TrainConfig]:
     if s.standin is not None:
         return [s.standin.config(mlp_options, seed) for seed in range(seeds)]
     return [
-        fashion_config("resnet110", s.paper_recipe, seed, cnn_options, data="cifar10", eval_every=2000)
+        run_config("resnet110", s.paper_recipe, seed, cnn_options, data="cifar10", eval_every=2000)
         for seed in range(seeds)
     ]
 

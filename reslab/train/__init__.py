@@ -2,14 +2,16 @@
 
 from .callbacks import Callback, TrainContext
 from .config import TrainConfig
-from .loop import read_result, train
+from .loop import train
 from .metrics import read_metrics
 from .recipe import PRESETS, Recipe, get_recipe, lr_at
+from .rundir import TERMINAL, read_result, write_config
 from .setup import build_model, resolve_precision
 from .task import Task, evaluate
 
 __all__ = [
     "PRESETS",
+    "TERMINAL",
     "Callback",
     "Recipe",
     "Task",
@@ -23,4 +25,5 @@ __all__ = [
     "read_result",
     "resolve_precision",
     "train",
+    "write_config",
 ]

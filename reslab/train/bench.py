@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 
 from ..benchmark import Measurement
+from ..data import fashion, load_dataset
+from ..models import create_model
 from .config import TrainConfig
 from .loop import train
 from .metrics import read_metrics
@@ -43,9 +45,6 @@ def _resnet20_fmnist(precision: str, steps: int, folder: Path, data: str = "fash
 
 def _bare_loop_speed(steps: int = 30) -> tuple[float, float]:
     """(train() img/s, bare loop img/s) for a deep narrow MLP, where per-step overhead shows."""
-    from ..data import load_dataset
-    from ..models import create_model
-
     data_options = {"train_size": 4096, "val_size": 0, "test_size": 0, "dim": 16}
     cfg = TrainConfig(
         "mlp_residual",
@@ -84,8 +83,6 @@ def _bare_loop_speed(steps: int = 30) -> tuple[float, float]:
 
 def bench(steps: int = 200) -> list[Measurement]:
     """Throughput of ResNet-20 on Fashion-MNIST (fp32 and bf16) and the loop's per-step overhead."""
-    from ..data import fashion
-
     out: list[Measurement] = []
     device = resolve_device("auto")
     data = "fashion-mnist" if fashion.locate() is not None else "synthetic-images"

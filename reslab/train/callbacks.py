@@ -42,19 +42,19 @@ class Callback:
 
     every: int = 0
 
-    def on_start(self, ctx: TrainContext) -> None:
+    def on_start(self, training: TrainContext) -> None:
         """Once, before the first step (also after a resume)."""
 
-    def on_backward(self, ctx: TrainContext, loss: float) -> None:
+    def on_backward(self, training: TrainContext, loss: float) -> None:
         """After backward, before the optimizer step: gradients are in ``param.grad``."""
 
-    def on_step(self, ctx: TrainContext, metrics: dict[str, float]) -> None:
+    def on_step(self, training: TrainContext, metrics: dict[str, float]) -> None:
         """After every optimizer step, with that step's metrics."""
 
-    def on_epoch_end(self, ctx: TrainContext, metrics: dict[str, float]) -> None:
+    def on_epoch_end(self, training: TrainContext, metrics: dict[str, float]) -> None:
         """After each epoch's validation, with the validation metrics."""
 
-    def on_end(self, ctx: TrainContext, result: dict[str, Any]) -> None:
+    def on_end(self, training: TrainContext, result: dict[str, Any]) -> None:
         """Once, when the run finishes, diverges or stops; ``result`` is result.json's content."""
 
     def state_dict(self) -> dict[str, Any]:

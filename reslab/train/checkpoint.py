@@ -1,18 +1,13 @@
-"""Atomic files and the full training state: checkpoints a resumed run continues from exactly.
+"""The full training state: checkpoints a resumed run continues from exactly.
 
-Everything is written to a temporary file in the same folder and renamed into place, so a
-run killed at any moment leaves either the old file or the new one, never half of one.
-Temporary names start with a dot and never match ``checkpoint*.pt``.
+Checkpoints are written atomically (``reslab.files.atomic_write``), so a run killed at any
+moment leaves the old checkpoint or the new one; temporary names never match ``checkpoint*.pt``.
 """
 
 from __future__ import annotations
 
 import io
-import json
-import math
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,48 +15,9 @@ import numpy as np
 import torch
 
 from ..errors import ReslabError
+from ..files import atomic_write
 
 CHECKPOINT = "checkpoint.pt"
-
-
-def atomic_write(path: Path, write: Any, mode: str = "wb", durable: bool = False) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it to ``path``.
-
-    The rename makes the write atomic for any process that dies (SIGKILL included);
-    ``durable`` also fsyncs the data first, so a power cut cannot leave an empty file
-    under the new name (used for checkpoints, which a resume depends on).
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text), mode="w")
-
-
-def json_safe(obj: Any) -> Any:
-    """Non-finite floats become None (JSON has no NaN); tuples become lists."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [json_safe(v) for v in obj]
-    return obj
-
-
-def write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n")
 
 
 def save_torch(path: Path, obj: Any, durable: bool = False) -> None:
@@ -79,12 +35,6 @@ def load_torch(path: Path, map_location: str | torch.device = "cpu") -> Any:
         raise
     except Exception as exc:  # a torn or foreign file
         raise ReslabError(f"{path} cannot be read ({exc}); delete it to start that run over") from None
-
-
-def clean_temporaries(folder: Path) -> None:
-    """Remove temporary files a killed process left behind."""
-    for tmp in Path(folder).glob(".*.tmp"):
-        tmp.unlink(missing_ok=True)
 
 
 def rng_state() -> dict[str, Any]:

@@ -23,13 +23,14 @@ import yaml
 
 from ..data.catalog import READ_OPTIONS, data_identity, implied_identity
 from ..errors import ConfigError
+from ..files import jsonable
 from .recipe import Recipe
 
 UNHASHED = ("data_dir", "device", "log_every", "checkpoint_every")
 RECORDED = ("hash", "data_identity")  # written to config.yaml beside the fields, never read back as fields
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 SEED_RANGE = (-(2**63), 2**63 - 1)  # what torch's generators and the index's INTEGER column hold
-# libyaml's safe dumper/loader when present (10x faster than the pure-Python ones)
+# libyaml's safe dumper/loader when present (far faster than the pure-Python ones)
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -117,8 +118,9 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["recipe"] = self.recipe.to_dict()
-        out["model_options"] = _plain(self.model_options)
-        out["data_options"] = _plain(self.data_options)
+        # tuples as lists, so YAML, JSON and the hash agree; a NaN stays and fails the hash
+        out["model_options"] = jsonable(self.model_options, nonfinite_as_none=False)
+        out["data_options"] = jsonable(self.data_options, nonfinite_as_none=False)
         return out
 
     @classmethod
@@ -142,12 +144,3 @@ class TrainConfig:
         if not isinstance(data, dict):
             raise ConfigError("config must be a YAML mapping")
         return cls.from_dict(data)
-
-
-def _plain(obj: Any) -> Any:
-    """Tuples to lists (recursively), so YAML, JSON and the hash agree."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    return obj

@@ -8,12 +8,12 @@ mode; every ``checkpoint_every`` steps and at the end an atomic checkpoint.
 
 How a run is assembled (device, precision, model, augmentation, optimizer) is in
 ``setup.py``; the metrics summed between log lines and He2015's error-watching warm-up
-are in ``window.py``; checkpoint I/O is in ``checkpoint.py``.
+are in ``window.py``; checkpoint I/O is in ``checkpoint.py``; the run directory's other
+files are in ``rundir.py``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -27,21 +27,14 @@ from tqdm import tqdm
 
 from ..data import BatchLoader, Dataset, load_dataset
 from ..errors import ConfigError
+from ..files import clean_temporaries, jsonable, write_json
 from ..models import count_parameters
 from .callbacks import Callback, TrainContext
-from .checkpoint import (
-    CHECKPOINT,
-    clean_temporaries,
-    json_safe,
-    load_torch,
-    rng_state,
-    save_torch,
-    set_rng_state,
-    write_json,
-)
+from .checkpoint import CHECKPOINT, load_torch, rng_state, save_torch, set_rng_state
 from .config import TrainConfig
-from .metrics import METRICS, MetricsLog, plain_line, summary_line
+from .metrics import METRICS, MetricsLog, check_tensorboard, plain_line, summary_line
 from .recipe import lr_at
+from .rundir import MODEL, RESULT, TERMINAL, read_result, write_config
 from .setup import (
     InterruptFlag,
     augmentation,
@@ -53,22 +46,10 @@ from .setup import (
     run_environment,
     total_grad_norm,
 )
-from .task import Task, autocast_context, evaluate
+from .task import Task, autocast, evaluate
 from .window import ErrorWarmup, StepWindow
 
-RESULT, MODEL = "result.json", "model.pt"
-SYNC_EACH_STEP: bool | None = None  # None: on CPUs only (see _Run.run); tests set it to check both paths
-TERMINAL = ("finished", "diverged")
-
-
-def read_result(run_dir: Path) -> dict[str, Any] | None:
-    path = Path(run_dir) / RESULT
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
+SYNC_EACH_STEP: bool | None = None  # None: on CPUs only (see _Run._begin); tests set it to check both paths
 
 
 def train(
@@ -96,20 +77,14 @@ def train(
         if done is not None and done.get("status") in TERMINAL and done.get("config_hash") == config.hash():
             return done
     if tensorboard:
-        from .metrics import check_tensorboard
-
         check_tensorboard()
-    config_file = run_dir / "config.yaml"
-    if not config_file.exists():
-        from .checkpoint import atomic_write_text
-
-        atomic_write_text(config_file, config.to_yaml())
+    write_config(run_dir, config)
     with run_environment(config):
         return _Run(config, run_dir, list(callbacks), resume, progress, tensorboard, dataset).run()
 
 
 class _Run:
-    """The state of one training run; ``run()`` is the loop."""
+    """One training run: its state, and the loop's steps as methods; ``run()`` is the loop."""
 
     def __init__(self, config, run_dir, callbacks, resume, progress, tensorboard, dataset):
         self.config, self.run_dir, self.callbacks = config, run_dir, callbacks
@@ -132,9 +107,15 @@ class _Run:
         self.model.train()
         self.optimizer = make_optimizer(self.model, config, self.device)
         self.loader = BatchLoader(
-            dataset.train, r.batch_size, seed=config.seed, augment=augmentation(config, dataset),
-            mean=dataset.mean, std=dataset.std, device=self.device, channels_last=self.channels_last,
-        )  # fmt: skip
+            dataset.train,
+            r.batch_size,
+            seed=config.seed,
+            augment=augmentation(config, dataset),
+            mean=dataset.mean,
+            std=dataset.std,
+            device=self.device,
+            channels_last=self.channels_last,
+        )
         self.steps_per_epoch = self.loader.steps_per_epoch
         self.total = r.total_steps(self.steps_per_epoch)
         k = min(config.eval_train_size, len(dataset.train))
@@ -145,7 +126,8 @@ class _Run:
         self.window = StepWindow(self.device)
         self.train_time, self.samples, self.wall_before, self.resumed = 0.0, 0, 0.0, 0
         self.last_eval: dict[str, Any] = {}
-        self.ctx = TrainContext(self.model, self.optimizer, run_dir, extra={"config": config, "dataset": dataset})
+        # what callbacks see: the live model and optimizer, the step, and their "stop" request
+        self.training = TrainContext(self.model, self.optimizer, run_dir, extra={"config": config, "dataset": dataset})
         resume_step = self._restore() if resume else None
         tb_dir = run_dir / "tensorboard" if tensorboard else None
         self.log = MetricsLog(run_dir / METRICS, resume_step, tb_dir)
@@ -201,120 +183,168 @@ class _Run:
 
     # --- the loop ----------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        cfg, r, model, opt, task = self.config, self.recipe, self.model, self.optimizer, self.task
-        ctx = self.ctx
-        ctx.step, ctx.epoch = self.step, self.step // self.steps_per_epoch
-        bar = tqdm(
-            total=self.total, initial=self.step, disable=None if self.progress else True,
-            desc=f"{cfg.model} on {cfg.data}", unit="step", file=sys.stdout, dynamic_ncols=True,
-        )  # fmt: skip
-        plain = self.progress and bar.disable
-        plain_every = max(cfg.log_every, self.total // 20)
-        hooks_backward = [cb for cb in self.callbacks if cb.every]
-        status, diverged_step = "finished", None
-        lr = lr_at(r, self.step, self.total, self.warmup.active)
-        for group in opt.param_groups:
-            group["lr"] = lr
+        """Step until the last step, a non-finite loss or a request to stop; then the result."""
+        self._begin()
+        with self.interrupt:
+            self.clock = time.perf_counter()
+            while self.step < self.total:
+                if not self._train_step():  # its loss, read on the host, was non-finite
+                    break
+                if not self._log_if_due():  # a loss summed on the device was non-finite
+                    break
+                if not self._evaluate_checkpoint_or_stop_if_due():
+                    break
+            if self.status == "finished":  # the loop ran to the last step
+                self.window.flush(time.perf_counter() - self.clock)
+        return self._end()
+
+    def _begin(self) -> None:
+        """The progress bar, the first learning rate, ``on_start``, and how often the host syncs."""
+        cfg = self.config
+        self.training.step, self.training.epoch = self.step, self.step // self.steps_per_epoch
+        self.bar = tqdm(
+            total=self.total,
+            initial=self.step,
+            disable=None if self.progress else True,
+            desc=f"{cfg.model} on {cfg.data}",
+            unit="step",
+            file=sys.stdout,
+            dynamic_ncols=True,
+        )
+        self.plain = self.progress and self.bar.disable  # plain lines instead of a bar (not a terminal)
+        self.plain_every = max(cfg.log_every, self.total // 20)
+        self.backward_hooks = [cb for cb in self.callbacks if cb.every]
+        self.status, self.diverged_step = "finished", None
+        self.lr = lr_at(self.recipe, self.step, self.total, self.warmup.active)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
         for cb in self.callbacks:
-            cb.on_start(ctx)
+            cb.on_start(self.training)
         # On a CPU the per-step host sync is free, so every step's loss is checked before its
         # gradients touch the weights. On a GPU it would stall the queue: loss and errors are
         # summed on the device and read at log steps (and whenever a callback or He2015's
         # warm-up needs each step's numbers); the step where the loss first became
         # non-finite is still recorded exactly, but later updates have reached the weights.
-        sync_each_step = self.device.type == "cpu" if SYNC_EACH_STEP is None else SYNC_EACH_STEP
-        interrupted = InterruptFlag()
-        with interrupted:
-            t0 = time.perf_counter()
-            while self.step < self.total:
-                step = self.step
-                x, y = self.loader.next()
-                new_lr = lr_at(r, step, self.total, self.warmup.active)
-                if new_lr != lr:
-                    lr = new_lr
-                    for group in opt.param_groups:
-                        group["lr"] = lr
-                with autocast_context(self.device, self.precision):
-                    out = model(x)
-                    loss = task.loss(out, y)
-                wrong, count = task.errors(out.detach(), y)
-                per_step = sync_each_step or self.warmup.active or bool(self.callbacks)
-                loss_value, wrong_value, count_value = self.window.batch_numbers(loss, wrong, count, step, per_step)
-                if per_step and not math.isfinite(loss_value):
-                    status, diverged_step = "diverged", step + 1
-                    break
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                ctx.step = step
-                for cb in hooks_backward:
-                    if step % cb.every == 0:
-                        cb.on_backward(ctx, loss_value)
-                log_now = (step + 1) % cfg.log_every == 0 or step + 1 == self.total
-                grad_norm = None
-                if r.grad_clip is not None:
-                    grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), r.grad_clip))
-                elif log_now:
-                    grad_norm = total_grad_norm(model)
-                opt.step()
-                self.step = step + 1
-                ctx.step, ctx.epoch = self.step, self.step // self.steps_per_epoch
-                self.window.add_step(loss_value, wrong_value, count_value, len(y))
-                if self.warmup.active:
-                    self.warmup.observe(wrong_value / max(count_value, 1), self.step)
-                if self.callbacks:
-                    step_metrics = {
-                        "step": self.step,
-                        "loss": loss_value,
-                        "train_error": wrong_value / max(count_value, 1),
-                        "lr": lr,
-                    }
-                    for cb in self.callbacks:
-                        cb.on_step(ctx, step_metrics)
-                if log_now:
-                    bad = self.window.flush(time.perf_counter() - t0)
-                    if bad >= 0:
-                        status, diverged_step = "diverged", bad
-                        break
-                    self._log_train(lr, grad_norm)
-                    t0 = time.perf_counter()
-                    self._show_progress(
-                        bar, plain and (self.step % plain_every < cfg.log_every or self.step == self.total)
-                    )
-                evaluate_now = (
-                    self.step % cfg.eval_every == 0 if cfg.eval_every else self.step % self.steps_per_epoch == 0
-                )
-                checkpoint_now = cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0
-                stop = (ctx.extra.get("stop") or interrupted.flag) and self.step < self.total
-                if (evaluate_now and self.step < self.total) or checkpoint_now or stop:
-                    bad = self.window.flush(time.perf_counter() - t0)
-                    if bad >= 0:
-                        status, diverged_step = "diverged", bad
-                        break
-                    if evaluate_now and self.step < self.total:
-                        self._evaluate_and_log(final=False)
-                    if checkpoint_now or stop:
-                        self._save()  # at a step boundary: model, optimizer and loader agree
-                    t0 = time.perf_counter()
-                    if stop:
-                        status = "stopped"
-                        break
-            else:
-                self.window.flush(time.perf_counter() - t0)
-        if status == "diverged" and not sync_each_step:
-            self.step = min(self.step, diverged_step - 1)  # report the steps taken before the loss broke
-        bar.update(self.step - bar.n)
-        bar.close()
-        if status == "diverged":
-            self.log.write({"kind": "diverged", "step": diverged_step, "loss": None, "lr": lr})
-        result = self._finish(status, diverged_step)
+        self.sync_each_step = self.device.type == "cpu" if SYNC_EACH_STEP is None else SYNC_EACH_STEP
+        self.interrupt = InterruptFlag()
+
+    def _train_step(self) -> bool:
+        """One optimizer step; False (status "diverged") when its loss, read on the host, is
+        non-finite: the run then stops before that step's gradients touch the weights."""
+        step = self.step
+        x, y = self.loader.next()
+        self._set_lr(lr_at(self.recipe, step, self.total, self.warmup.active))
+        with autocast(self.device, self.precision):
+            out = self.model(x)
+            loss = self.task.loss(out, y)
+        wrong, count = self.task.errors(out.detach(), y)
+        per_step = self.sync_each_step or self.warmup.active or bool(self.callbacks)
+        loss_value, wrong_value, count_value = self.window.batch_numbers(loss, wrong, count, step, per_step)
+        if per_step and not math.isfinite(loss_value):
+            self._diverge(step + 1)
+            return False
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.training.step = step
+        for cb in self.backward_hooks:
+            if step % cb.every == 0:
+                cb.on_backward(self.training, loss_value)
+        self.grad_norm = self._clip_or_measure_gradients(self._log_due(step + 1))
+        self.optimizer.step()
+        self._count_step(loss_value, wrong_value, count_value, len(y))
+        return True
+
+    def _set_lr(self, lr: float) -> None:
+        if lr != self.lr:
+            self.lr = lr
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+
+    def _clip_or_measure_gradients(self, log_now: bool) -> float | None:
+        """The gradient norm: clipped to ``grad_clip`` when set, else measured for a log line only."""
+        if self.recipe.grad_clip is not None:
+            return float(nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.grad_clip))
+        return total_grad_norm(self.model) if log_now else None
+
+    def _count_step(self, loss: float | None, wrong: float | None, count: float, samples: int) -> None:
+        """A step is taken: the window, He2015's warm-up and the callbacks' ``on_step`` learn of it."""
+        self.step += 1
+        self.training.step, self.training.epoch = self.step, self.step // self.steps_per_epoch
+        self.window.add_step(loss, wrong, count, samples)
+        if self.warmup.active:
+            self.warmup.observe(wrong / max(count, 1), self.step)
+        if self.callbacks:
+            metrics = {"step": self.step, "loss": loss, "train_error": wrong / max(count, 1), "lr": self.lr}
+            for cb in self.callbacks:
+                cb.on_step(self.training, metrics)
+
+    def _log_due(self, steps_taken: int) -> bool:
+        return steps_taken % self.config.log_every == 0 or steps_taken == self.total
+
+    def _log_if_due(self) -> bool:
+        """A metrics line every ``log_every`` steps and at the last; False if the run diverged."""
+        if not self._log_due(self.step):
+            return True
+        if not self._read_device_sums():
+            return False
+        self._log_train()
+        self.clock = time.perf_counter()
+        self._show_progress()
+        return True
+
+    def _evaluate_checkpoint_or_stop_if_due(self) -> bool:
+        """Validation, checkpoint and a requested stop, at a step boundary where any is due.
+
+        False when the run ends here: it diverged, or a callback or Ctrl-C asked it to stop
+        (status "stopped", with a checkpoint to resume from).
+        """
+        cfg = self.config
+        evaluate_now = self.step % (cfg.eval_every or self.steps_per_epoch) == 0 and self.step < self.total
+        checkpoint_now = bool(cfg.checkpoint_every) and self.step % cfg.checkpoint_every == 0
+        stop = bool(self.training.extra.get("stop") or self.interrupt.flag) and self.step < self.total
+        if not (evaluate_now or checkpoint_now or stop):
+            return True
+        if not self._read_device_sums():
+            return False
+        if evaluate_now:
+            self._evaluate_and_log()
+        if checkpoint_now or stop:
+            self._save()  # at a step boundary: model, optimizer and loader agree
+        self.clock = time.perf_counter()  # training time leaves out validation and checkpoints
+        if stop:
+            self.status = "stopped"
+        return not stop
+
+    def _read_device_sums(self) -> bool:
+        """Move what the device summed into the window (one host sync), with the training time
+        since ``clock``; False (status "diverged") if a loss among it was non-finite."""
+        bad = self.window.flush(time.perf_counter() - self.clock)
+        if bad >= 0:
+            self._diverge(bad)
+            return False
+        return True
+
+    def _diverge(self, step: int) -> None:
+        self.status, self.diverged_step = "diverged", step
+
+    def _end(self) -> dict[str, Any]:
+        """After the loop: the bar, a "diverged" line, the result; a Ctrl-C is raised again."""
+        if self.status == "diverged" and not self.sync_each_step:
+            self.step = min(self.step, self.diverged_step - 1)  # report the steps taken before the loss broke
+        self.bar.update(self.step - self.bar.n)
+        self.bar.close()
+        if self.status == "diverged":
+            self.log.write({"kind": "diverged", "step": self.diverged_step, "loss": None, "lr": self.lr})
+        result = self._finish()
         self.log.close()
-        if plain or not bar.disable:
+        if self.plain or not self.bar.disable:
             print(summary_line(result), flush=True)
-        if interrupted.flag:
+        if self.interrupt.flag:
             raise KeyboardInterrupt
         return result
 
-    def _log_train(self, lr: float, grad_norm: float | None) -> None:
+    # --- logging and evaluation ------------------------------------------------------------
+    def _log_train(self) -> None:
         w = self.window.take()
         self.train_time += w["time"]
         self.samples += w["samples"]
@@ -324,32 +354,38 @@ class _Run:
             "epoch": round(self.step / self.steps_per_epoch, 4),
             "loss": w["loss"] / max(w["batches"], 1),
             "train_error": w["wrong"] / max(w["count"], 1),
-            "lr": lr,
-            "grad_norm": grad_norm,
+            "lr": self.lr,
+            "grad_norm": self.grad_norm,
             "img_per_s": w["samples"] / w["time"] if w["time"] > 0 else None,
             "time": round(self.wall_before + time.perf_counter() - self.t_start, 3),
         }
         self.last_train = rec
         self.log.write(rec)
 
-    def _show_progress(self, bar: tqdm, print_line: bool) -> None:
-        """The bar's position and postfix; on a non-terminal, a plain line when ``print_line``."""
-        bar.update(self.step - bar.n)
+    def _show_progress(self) -> None:
+        """The bar's position and postfix; on a non-terminal, a plain line now and then."""
+        self.bar.update(self.step - self.bar.n)
         last = self.last_train
-        if not bar.disable:
-            bar.set_postfix(loss=f"{last['loss']:.3f}", err=f"{100 * last['train_error']:.1f}%", refresh=False)
-        if print_line:
+        if not self.bar.disable:
+            self.bar.set_postfix(loss=f"{last['loss']:.3f}", err=f"{100 * last['train_error']:.1f}%", refresh=False)
+        log_every = self.config.log_every
+        if self.plain and (self.step % self.plain_every < log_every or self.step == self.total):
             print(plain_line(self.step, self.total, last), flush=True)
 
     def _eval(self, split) -> tuple[float | None, float | None]:
         if split is None or len(split) == 0:
             return None, None
         return evaluate(
-            self.model, split, self.ds, self.task, device=self.device, precision=self.precision,
+            self.model,
+            split,
+            self.ds,
+            self.task,
+            device=self.device,
+            precision=self.precision,
             channels_last=self.channels_last,
-        )  # fmt: skip
+        )
 
-    def _evaluate_and_log(self, final: bool) -> dict[str, Any]:
+    def _evaluate_and_log(self) -> dict[str, Any]:
         val_loss, val_error = self._eval(self.ds.val)
         train_loss, train_error = self._eval(self.train_eval)
         rec = {
@@ -364,32 +400,42 @@ class _Run:
         }
         self.last_eval = rec
         self.log.write(rec)
-        self.ctx.step = self.step
+        self.training.step = self.step
         for cb in self.callbacks:
-            cb.on_epoch_end(self.ctx, rec)
+            cb.on_epoch_end(self.training, rec)
         return rec
 
-    def _finish(self, status: str, diverged_step: int | None) -> dict[str, Any]:
-        ev: dict[str, Any] = {}
-        test_loss = test_error = None
-        if status != "stopped":
+    # --- the end ---------------------------------------------------------------------------
+    def _finish(self) -> dict[str, Any]:
+        """The final evaluation, model.pt, the last checkpoint and result.json; ``on_end``.
+
+        A stopped run gets result.json only: its checkpoint is already written, and it is
+        evaluated when it ends for good.
+        """
+        ev, test = self.last_eval, (None, None)
+        if self.status != "stopped":
             fresh = self.last_eval.get("step") == self.step and self.step > 0
-            ev = self.last_eval if fresh else self._evaluate_and_log(final=True)
+            ev = self.last_eval if fresh else self._evaluate_and_log()
             if self.config.test:
-                test_loss, test_error = self._eval(self.ds.test)  # once, at the end, never used to choose
+                test = self._eval(self.ds.test)  # once, at the end, never used to choose
             # CPU tensors, so a net trained on a GPU loads anywhere with a plain torch.load
             save_torch(self.run_dir / MODEL, {k: v.detach().cpu() for k, v in self.model.state_dict().items()})
             self._save()
-        else:
-            ev = self.last_eval
+        result = jsonable(self._result(ev, *test))  # what the caller gets is exactly what result.json holds
+        write_json(self.run_dir / RESULT, result)
+        for cb in self.callbacks:
+            cb.on_end(self.training, result)
+        return result
+
+    def _result(self, ev: dict[str, Any], test_loss: float | None, test_error: float | None) -> dict[str, Any]:
         wall = self.wall_before + time.perf_counter() - self.t_start
-        result = {
-            "status": status,
+        return {
+            "status": self.status,
             "config_hash": self.config.hash(),
             "steps": self.step,
             "total_steps": self.total,
             "epochs": round(self.step / self.steps_per_epoch, 4),
-            "diverged_step": diverged_step,
+            "diverged_step": self.diverged_step,
             "error_metric": self.task.error_metric,
             "train_error": ev.get("train_eval_error"),
             "train_loss": ev.get("train_eval_loss"),
@@ -411,8 +457,3 @@ class _Run:
             "model": {"name": self.config.model, "options": self.model_options},
             "data": self.ds.describe(),
         }
-        result = json_safe(result)  # what the caller gets is exactly what result.json holds
-        write_json(self.run_dir / RESULT, result)
-        for cb in self.callbacks:
-            cb.on_end(self.ctx, result)
-        return result

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .checkpoint import atomic_write_text, json_safe
+from ..files import atomic_write_text, jsonable
 
 METRICS = "metrics.jsonl"
 
@@ -43,7 +43,7 @@ class MetricsLog:
         self._tb = _tensorboard_writer(tensorboard_dir, resume_step) if tensorboard_dir else None
 
     def write(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(json_safe(record), allow_nan=False) + "\n")
+        self._file.write(json.dumps(jsonable(record), allow_nan=False) + "\n")
         self._file.flush()
         if self._tb is not None:
             step = int(record["step"])

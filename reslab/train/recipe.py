@@ -16,7 +16,7 @@ from ..errors import ConfigError
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("step", "cosine", "constant", "wsd")
 WARMUPS = ("none", "linear", "he2015")
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("fp32", "bf16")  # what a run or a probe computes in; a recipe may also say "auto"
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class Recipe:
             ("optimizer", OPTIMIZERS),
             ("schedule", SCHEDULES),
             ("warmup", WARMUPS),
-            ("precision", PRECISIONS),
+            ("precision", ("auto", *PRECISIONS)),
         ):
             if getattr(self, name) not in allowed:
                 raise bad(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
@@ -177,35 +177,24 @@ def lr_at(recipe: Recipe, step: int, total: int, warming: bool) -> float:
     return lr
 
 
+# He2015 Sec. 4.2: SGD 0.1, momentum 0.9, wd 1e-4, batch 128, 64k iterations, /10 at 32k
+# and 48k, 45k/5k split (the dataset's default), 4-pixel pad-and-crop and flips.
+_HE2015_CIFAR = Recipe(
+    lr=0.1,
+    momentum=0.9,
+    weight_decay=1e-4,
+    batch_size=128,
+    steps=64_000,
+    schedule="step",
+    milestones=(0.5, 0.75),
+    gamma=0.1,
+    crop=4,
+    flip=True,
+)
 PRESETS: dict[str, Recipe] = {
-    # He2015 Sec. 4.2: SGD 0.1, momentum 0.9, wd 1e-4, batch 128, 64k iterations, /10 at 32k
-    # and 48k, 45k/5k split (the dataset's default), 4-pixel pad-and-crop and flips.
-    "he2015_cifar": Recipe(
-        lr=0.1,
-        momentum=0.9,
-        weight_decay=1e-4,
-        batch_size=128,
-        steps=64_000,
-        schedule="step",
-        milestones=(0.5, 0.75),
-        gamma=0.1,
-        crop=4,
-        flip=True,
-    ),  # fmt: skip
+    "he2015_cifar": _HE2015_CIFAR,
     # ResNet-110 (and deeper): the same, warmed up at 0.01 until training error < 80%.
-    "he2015_cifar_warmup": Recipe(
-        lr=0.1,
-        momentum=0.9,
-        weight_decay=1e-4,
-        batch_size=128,
-        steps=64_000,
-        schedule="step",
-        milestones=(0.5, 0.75),
-        gamma=0.1,
-        crop=4,
-        flip=True,
-        warmup="he2015",
-    ),  # fmt: skip
+    "he2015_cifar_warmup": _HE2015_CIFAR.replace(warmup="he2015"),
     # Short CPU runs: the He2015 optimizer, a cosine decay, two epochs, bf16 where fast.
     "quick": Recipe(lr=0.1, momentum=0.9, weight_decay=1e-4, batch_size=128, epochs=2, schedule="cosine"),
     # Transformers on synthetic token tasks: AdamW with a linear warm-up and cosine decay.
@@ -220,7 +209,7 @@ PRESETS: dict[str, Recipe] = {
         warmup="linear",
         warmup_steps=200,
         momentum=0.0,
-    ),  # fmt: skip
+    ),
 }
 
 

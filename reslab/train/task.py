@@ -16,6 +16,8 @@ from torch import nn
 
 from ..data.base import IGNORE, Dataset, Split
 from ..data.loader import eval_batches
+from ..errors import ConfigError
+from .recipe import PRECISIONS
 
 
 class Task:
@@ -43,7 +45,11 @@ class Task:
         return (out.float().view_as(y) - y).pow(2).sum(), y.numel()
 
 
-def autocast_context(device: torch.device, precision: str):
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast where asked (fast on GPUs and on CPUs with AMX or AVX512-BF16, emulated
+    and slow on others); nothing for fp32. Training and probes alike compute under it."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return nullcontext()
@@ -72,7 +78,7 @@ def evaluate(
             split, batch_size, mean=dataset.mean, std=dataset.std, device=device, channels_last=channels_last
         )
         for x, y in batches:
-            with autocast_context(device, precision):
+            with autocast(device, precision):
                 out = model(x)
             out = out.float()
             loss_sum += task.loss(out, y, reduction="sum", smoothing=False)

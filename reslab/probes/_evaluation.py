@@ -1,8 +1,9 @@
-"""Helpers shared by the ensemble-view probes (paths, lesions) and the loss landscape.
+"""How probes run a model on evaluation data: in a known state, in fixed batches, on its device.
 
-They keep the probes honest about the model's state: every probe runs in a known mode
-(eval by default) with every block in ``full`` mode, and leaves the model exactly as it
-found it, even when it fails half-way.
+Used by the lesion, path, landscape and curvature probes. They keep the probes honest
+about the model's state: every probe runs in a known mode (eval by default) with every
+block in ``full`` mode, and leaves the model exactly as it found it, even when it fails
+half-way.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..models import block_modes, follows_block_protocol
-
-PRECISIONS = ("fp32", "bf16")
 
 
 def require_block_net(model: nn.Module) -> None:
@@ -51,13 +50,6 @@ def eval_state(model: nn.Module, train: bool = False) -> Iterator[None]:
             module.training = flag
 
 
-def autocast(device: torch.device, precision: str):
-    """bf16 autocast where asked (fast on GPUs and AMX CPUs; slow on plain AVX2 CPUs)."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    return torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16")
-
-
 def check_data(x: torch.Tensor, y: torch.Tensor) -> None:
     if len(x) != len(y):
         raise ConfigError(f"got {len(x)} inputs but {len(y)} targets")
@@ -71,8 +63,3 @@ def chunks(x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.devi
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     for start in range(0, len(x), batch_size):
         yield x[start : start + batch_size].to(device), y[start : start + batch_size].to(device)
-
-
-def top1_wrong(logits: torch.Tensor, y: torch.Tensor) -> int:
-    """Number of wrong top-1 predictions (any leading shape: per image or per token)."""
-    return int((logits.argmax(-1) != y).sum())
