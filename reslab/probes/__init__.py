@@ -1,7 +1,7 @@
 """Analyses that take any model following the block protocol and return saveable results."""
 
-from .adapters import adapt_timm_resnet, adapt_torchvision_resnet, as_block_net
 from .curvature import hessian_extremes, negative_curvature_share
+from .discovery import DiscoveryError, as_block_net
 from .gradflow import GradientNorms, LayerResponses, ShortcutShares, gradient_norms, layer_responses, shortcut_shares
 from .gradflow_record import GradientFlowHistory, GradientFlowRecorder
 from .identity import IdentityResult, IdentitySettings, identity_fitting
@@ -14,6 +14,7 @@ from .shattered import ShatteredResult, shattered_gradients
 from .tangents import input_gradients
 
 __all__ = [
+    "DiscoveryError",
     "GradientFlowHistory",
     "GradientFlowRecorder",
     "GradientNorms",
@@ -28,8 +29,6 @@ __all__ = [
     "Propagation",
     "ShatteredResult",
     "ShortcutShares",
-    "adapt_timm_resnet",
-    "adapt_torchvision_resnet",
     "as_block_net",
     "filter_norms",
     "gradient_norms",
