@@ -26,6 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -36,6 +37,7 @@ from ..errors import ConfigError
 from ._ensemble import autocast, check_data, chunks, eval_state, model_device
 from .curvature import hessian_extremes, mean_cross_entropy, negative_curvature_share
 from .result import ProbeResult
+from .resume import GridRows, fingerprint
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 BN_MODES = ("eval", "recompute")
@@ -189,9 +191,13 @@ def _surface(model, x, y, dirs, alphas, betas, kind, opts) -> LandscapeResult:
     loss, acc = np.full(shape, np.nan), np.full(shape, np.nan)
     points = list(np.ndindex(*shape))
     with eval_state(model), _Weights(model):
+        rows = GridRows(opts["resume"], _grid_key(model, x, y, dirs, alphas, betas, kind, opts), shape)
         hess = _hessian_summary(model, x, y, opts)  # at the centre, before any weight or BN statistic moves
         base = [p.detach().clone() for p in params]
         for idx in tqdm(points, desc=f"landscape {kind}", disable=None):
+            if rows.done(idx):
+                loss[idx], acc[idx] = rows.value(idx)
+                continue
             coords = [alphas[idx[0]]] + ([] if betas is None else [betas[idx[1]]])
             with torch.no_grad():
                 for i, p in enumerate(params):
@@ -200,6 +206,7 @@ def _surface(model, x, y, dirs, alphas, betas, kind, opts) -> LandscapeResult:
                         if c:
                             p.add_(d[i], alpha=float(c))
             loss[idx], acc[idx] = ev()
+            rows.record(idx, loss[idx], acc[idx])
     origin = tuple(int(np.argmin(np.abs(g))) for g in ([alphas] if betas is None else [alphas, betas]))
     return LandscapeResult(
         kind=kind,
@@ -221,6 +228,16 @@ def _surface(model, x, y, dirs, alphas, betas, kind, opts) -> LandscapeResult:
     )
 
 
+def _grid_key(model, x, y, dirs, alphas, betas, kind, opts) -> str:
+    """What a saved grid row depends on: the weights and buffers at the centre, data, directions, settings."""
+    settings = {k: v for k, v in opts.items() if k not in ("resume", "bn_data", "loss_fn")}
+    loss_fn = getattr(opts["loss_fn"], "__qualname__", repr(opts["loss_fn"]))
+    state = list(model.state_dict().values())
+    extra = [] if opts["bn_data"] is None else [opts["bn_data"]]
+    return fingerprint(kind, sorted(settings.items()), loss_fn, state, x, y, [d for ds in dirs for d in ds], alphas,
+                       np.zeros(0) if betas is None else betas, extra)  # fmt: skip
+
+
 def _hessian_summary(model, x, y, opts) -> dict:
     iters = opts["hessian_iters"]
     out = {"hessian_min": float("nan"), "hessian_max": float("nan"), "hessian_ratio": float("nan")}
@@ -233,8 +250,9 @@ def _hessian_summary(model, x, y, opts) -> dict:
 
 
 def _options(
-    loss_fn, batch_size, precision, bn, bn_data, ignore_bias_bn, seed, curvature_tol, hessian_iters, hessian_samples
-):
+    loss_fn, batch_size, precision, bn, bn_data, ignore_bias_bn, seed, curvature_tol, hessian_iters, hessian_samples,
+    resume=None,
+):  # fmt: skip
     if hessian_iters < 0 or hessian_samples < 1:
         raise ConfigError("hessian_iters must be >= 0 and hessian_samples >= 1")
     return dict(locals())
@@ -258,15 +276,19 @@ def loss_line(
     curvature_tol: float = 1e-3,
     hessian_iters: int = 0,
     hessian_samples: int = 500,
+    resume: str | Path | None = None,
 ) -> LandscapeResult:
     """Li2018's 1-D plot: L(w + alpha d) for ``steps`` alphas in [-span, span] (or [lo, hi]).
 
     ``direction`` defaults to ``random_direction(model, seed=seed)``. The model's weights,
-    buffers and train/eval flags are restored afterwards.
+    buffers and train/eval flags are restored afterwards. ``resume``: a file that keeps the
+    finished points, so an interrupted call run again with the same net, data and settings
+    continues where it stopped (``resume.GridRows``).
     """
     opts = _options(
-        loss_fn, batch_size, precision, bn, bn_data, ignore_bias_bn, seed, curvature_tol, hessian_iters, hessian_samples
-    )
+        loss_fn, batch_size, precision, bn, bn_data, ignore_bias_bn, seed, curvature_tol, hessian_iters, hessian_samples,
+        resume,
+    )  # fmt: skip
     d = random_direction(model, seed=seed, ignore_bias_bn=ignore_bias_bn) if direction is None else direction
     return _surface(model, x, y, [_check_direction(model, d)], _grid(span, steps), None, "line", opts)
 
@@ -289,14 +311,17 @@ def loss_plane(
     curvature_tol: float = 1e-3,
     hessian_iters: int = 0,
     hessian_samples: int = 500,
+    resume: str | Path | None = None,
 ) -> LandscapeResult:
     """Li2018's 2-D surface: L(w + alpha d1 + beta d2) on a ``steps`` x ``steps`` grid.
 
     The directions default to ``random_direction`` with seeds ``seed`` and ``seed + 1``.
+    ``resume``: a file that keeps the finished rows of the grid (see ``loss_line``).
     """
     opts = _options(
-        loss_fn, batch_size, precision, bn, bn_data, ignore_bias_bn, seed, curvature_tol, hessian_iters, hessian_samples
-    )
+        loss_fn, batch_size, precision, bn, bn_data, ignore_bias_bn, seed, curvature_tol, hessian_iters, hessian_samples,
+        resume,
+    )  # fmt: skip
     if directions is None:
         directions = tuple(random_direction(model, seed=seed + i, ignore_bias_bn=ignore_bias_bn) for i in range(2))
     dirs = [_check_direction(model, d) for d in directions]
