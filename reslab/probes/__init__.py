@@ -7,6 +7,7 @@ from .gradflow_record import GradientFlowHistory, GradientFlowRecorder
 from .identity import IdentityResult, IdentitySettings, identity_fitting
 from .landscape import LandscapeResult, filter_norms, loss_interpolation, loss_line, loss_plane, random_direction
 from .lesion import LesionResult, kendall_tau, lesion_cost, lesion_predictions, lesion_study
+from .line_gradients import LineGradients, line_gradients
 from .paths import PathResult, PathSampler, path_counts, path_gradients, shortest_interval, skippable_blocks
 from .propagation import Propagation, signal_propagation
 from .result import ProbeResult
@@ -23,6 +24,7 @@ __all__ = [
     "LandscapeResult",
     "LayerResponses",
     "LesionResult",
+    "LineGradients",
     "PathResult",
     "PathSampler",
     "ProbeResult",
@@ -40,6 +42,7 @@ __all__ = [
     "lesion_cost",
     "lesion_predictions",
     "lesion_study",
+    "line_gradients",
     "loss_interpolation",
     "loss_line",
     "loss_plane",
