@@ -100,6 +100,27 @@ def _examples(dataset, split: str, n: int):
     return next(eval_batches(part, len(part), mean=dataset.mean, std=dataset.std))
 
 
+def _accepts(net, x, context: dict[str, Any]) -> None:
+    """One forward pass: a net built for other inputs fails here with one line, not inside a probe."""
+    import torch
+
+    from ..errors import ConfigError
+
+    flags = [(m, m.training) for m in net.modules()]
+    try:
+        net.eval()
+        with torch.no_grad():
+            net(x[:2])
+    except (RuntimeError, ValueError, IndexError) as exc:
+        raise ConfigError(
+            f"{context['model']} does not accept these inputs of shape {list(x.shape[1:])} "
+            f"({str(exc).splitlines()[0][:160]}); check --model-opt / --data-opt"
+        ) from None
+    finally:
+        for m, flag in flags:
+            m.training = flag
+
+
 def _load(args: argparse.Namespace, samples: int):
     """The net (a block-protocol net), the examples and what the page says about them."""
     from ..data import load_dataset
@@ -117,6 +138,7 @@ def _load(args: argparse.Namespace, samples: int):
     if not args.run:
         net, context = _from_model(args, dataset)
     x, y = _examples(dataset, args.split, samples)
+    _accepts(net, x, context)
     if not follows_block_protocol(net):
         net = as_block_net(net, x[:2])
         context["blocks"] = f"{len(net.blocks)}, discovered in its traced graph"
