@@ -410,6 +410,12 @@ class TokenTransformer(nn.Module):
             make = lambda: (PreLNLayer if layer == "pre" else PostLNLayer)(dim, heads, attention)  # noqa: E731
         self.layers = nn.ModuleList([make() for _ in range(depth)])
         self.norm = nn.LayerNorm(dim) if layer in ("pre", "torch-pre") else nn.Identity()
+        if layer == "torch-stack":  # nn.TransformerEncoder: Pre-LN layers and the final norm in one module
+            one = nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout=0.1, batch_first=True, norm_first=True)
+            self.layers = nn.ModuleList(
+                [nn.TransformerEncoder(one, depth, nn.LayerNorm(dim), enable_nested_tensor=False)]
+            )
+            self.norm = nn.Identity()
         self.head = nn.Linear(dim, vocab)
 
     def forward(self, idx):
@@ -478,10 +484,11 @@ STYLES = {
     "transformer-pre-ln-mha": (lambda: TokenTransformer("pre", attention="mha"), lambda: torch.randint(11, (3, 8))),
     "torch-encoder-pre-ln": (lambda: TokenTransformer("torch-pre"), lambda: torch.randint(11, (3, 8))),
     "torch-encoder-post-ln": (lambda: TokenTransformer("torch-post"), lambda: torch.randint(11, (3, 8))),
+    "torch-encoder-stack": (lambda: TokenTransformer("torch-stack"), lambda: torch.randint(11, (3, 8))),
 }
 # blocks each style has: residual units (CNNs) or sub-layers (Transformers: attention and MLP)
 EXPECTED_BLOCKS = {
     "torchvision-basic": 6, "torchvision-bottleneck": 6, "timm-basic": 6, "timm-bottleneck": 6,
     "cifar-option-a": 6, "cifar-option-b": 6, "preact": 6, "transformer-pre-ln": 4, "transformer-post-ln": 4,
-    "transformer-pre-ln-mha": 4, "torch-encoder-pre-ln": 4, "torch-encoder-post-ln": 4,
+    "transformer-pre-ln-mha": 4, "torch-encoder-pre-ln": 4, "torch-encoder-post-ln": 4, "torch-encoder-stack": 4,
 }  # fmt: skip

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import inspect
 import operator
+from functools import partial
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -62,6 +63,18 @@ class _Tracer(fx.Tracer):
         if isinstance(m, TRACE_INTO):
             return False
         return m.__module__.startswith(("torch.nn", "torch.ao.nn"))
+
+    def call_module(self, m: nn.Module, forward: Any, args: tuple, kwargs: dict) -> Any:
+        if isinstance(m, nn.TransformerEncoder) and len(args) == 1 and all(v is None for v in kwargs.values()):
+            forward = partial(_encoder_layers, m)  # its forward asks tensor properties (is_nested) in Python
+        return super().call_module(m, forward, args, kwargs)
+
+
+def _encoder_layers(encoder: nn.TransformerEncoder, x: Any) -> Any:
+    """What nn.TransformerEncoder computes without masks and off its fused path: its layers, then its norm."""
+    for layer in encoder.layers:
+        x = layer(x)
+    return encoder.norm(x) if encoder.norm is not None else x
 
 
 class _Untraceable(Exception):
