@@ -74,6 +74,7 @@ def test_a_stored_run_and_foreign_weights(tmp_path, capsys):
     assert "matched by order, 37 tensors" in context["weights"]
     _one_line_error(capsys, argv[:-2] + ["--data-opt", "channels=1"], "does not fit")  # a 1-channel net
 
+
 def _one_line_error(capsys, argv, *words):
     assert main(argv) == 2
     err = capsys.readouterr().err

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import inspect
 import operator
-from functools import partial
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
