@@ -3,7 +3,9 @@
 What the tracer keeps whole (as one ``call_module`` node) and what it opens:
 - modules of ``torch.nn`` are leaves (convolutions, norms, activations,
   ``nn.MultiheadAttention``), except containers and the Transformer layers, whose
-  residual additions are what discovery looks for;
+  residual additions are what discovery looks for (an ``nn.TransformerEncoder`` called
+  without masks is traced as its layers and its norm: its own forward inspects tensor
+  properties in Python);
 - a module whose forward cannot be traced (control flow on tensor values, ``len`` of a
   tensor, ...) becomes a leaf, and the trace starts again; its call still runs its own code;
 - the blocks a user names (``blocks=[...]``) are leaves of the whole-model trace.
