@@ -97,3 +97,10 @@ def test_errors_are_one_line_with_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["probe", "lesion", *DATA])
     assert info.value.code == 2 and "one of the arguments --run --model is required" in capsys.readouterr().err
+
+
+def test_the_command_lists_every_probe_the_runner_has():
+    from reslab.commands.probe import PROBE_NAMES
+    from reslab.probes.runner import PROBES
+
+    assert tuple(PROBES) == PROBE_NAMES == tuple(SMOKE)
