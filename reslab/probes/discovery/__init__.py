@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ...models import BlockNet, follows_block_protocol
-from .build import BlockPlan, make_block, plan_blocks
+from .build import BlockPlan, changes_shape, make_block, plan_blocks
 from .parts import extract
 from .stream import steps
 from .trace import DiscoveryError, Traced, trace
@@ -108,7 +108,9 @@ def _explicit(model: nn.Module, example: torch.Tensor, blocks: Sequence[nn.Modul
             raise DiscoveryError(f"block {name!r} runs before block {named[i - 1][0]!r}: list the blocks in order")
         first = previous if previous is not None else step.start
         pre = extract(traced, first, step.start, f"operations before block {i}") if previous is not None else None
-        out_blocks.append(_module_block(module, name, inputs[i], i, pre))
+        block = _module_block(module, name, inputs[i], i, pre)
+        block.changes_shape = changes_shape(first, step.end)  # including what runs in front of it
+        out_blocks.append(block)
         previous = step.end
     first_input = calls[named[0][0]].start
     return _net(model, traced, first_input, previous, output, out_blocks, example)

@@ -73,11 +73,15 @@ def make_block(traced: Traced, plan: BlockPlan, index: int, pre: nn.Module | Non
     branch = extract(traced, plan.input, merge.branch, f"branch of {what}")
     shortcut = extract(traced, plan.input, merge.shortcut, f"shortcut of {what}")
     post = extract(traced, merge.end, plan.output, f"post of {what}")
-    in_shape = getattr(plan.input.meta.get("tensor_meta"), "shape", None)
-    out_shape = getattr(plan.output.meta.get("tensor_meta"), "shape", None)
     return Block(
         branch=chain(pre, branch),
         shortcut=chain(pre, shortcut),
         post=post,
-        changes_shape=in_shape is None or out_shape is None or tuple(in_shape[1:]) != tuple(out_shape[1:]),
+        changes_shape=changes_shape(plan.input, plan.output),
     )
+
+
+def changes_shape(a: fx.Node, b: fx.Node) -> bool:
+    """Whether one sample's shape differs between two traced values (True when unknown)."""
+    shapes = [getattr(n.meta.get("tensor_meta"), "shape", None) for n in (a, b)]
+    return None in shapes or tuple(shapes[0][1:]) != tuple(shapes[1][1:])
