@@ -161,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
     context["device"] = str(device)
     out = Path(args.out or Path("reslab-probe") / args.name)
     print(f"probe {args.name}: {context['model']} ({len(net.blocks)} blocks), {context['data']}", flush=True)
+    if (out / GRID_ROWS).exists():
+        print("a grid was interrupted here: its rows computed with this net, data and settings are reused", flush=True)
     try:
         done = run_probe(args.name, net, x, y, out, settings, context)
     except KeyboardInterrupt:
