@@ -15,7 +15,16 @@ import sys
 from .errors import ReslabError
 
 # Command modules in the order ``reslab --help`` lists them.
-COMMANDS = ("models", "data", "train", "runs", "reproduce", "report", "bench")  # reproduce.py also adds `study`
+COMMANDS = (
+    "models",
+    "data",
+    "train",
+    "runs",
+    "probe",
+    "reproduce",
+    "report",
+    "bench",
+)  # reproduce.py also adds `study`
 
 
 class _Parser(argparse.ArgumentParser):

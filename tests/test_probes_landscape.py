@@ -229,3 +229,36 @@ def test_bench_extrapolates_the_grid_time_from_measured_points():
     m = _landscape(samples=8, steps=21, measured_steps=1)
     assert m.unit == "s" and m.value > 0 and "extrapolated from 1 measured points" in m.detail
     assert m.passed == (m.value < 300)
+
+
+def test_an_interrupted_grid_resumes_after_its_last_finished_row(tmp_path, monkeypatch):
+    from reslab.probes import landscape
+
+    model, (x, y) = _small_cnn(), _data()
+    full = loss_plane(model, x, y, steps=4, span=0.5)
+    calls, real = [0], landscape._Evaluator.__call__
+
+    def counted(self):
+        calls[0] += 1
+        if limit_at[0] is not None and calls[0] > limit_at[0]:
+            raise KeyboardInterrupt
+        return real(self)
+
+    limit_at = [6]  # stops in the middle of row 1 (4 points per row)
+    monkeypatch.setattr(landscape._Evaluator, "__call__", counted)
+    with pytest.raises(KeyboardInterrupt):
+        loss_plane(model, x, y, steps=4, span=0.5, resume=tmp_path / "grid.npz")
+    limit_at[0], calls[0] = None, 0
+    resumed = loss_plane(model, x, y, steps=4, span=0.5, resume=tmp_path / "grid.npz")
+    assert calls[0] == 12  # row 0 was saved; row 1 is computed again from its start
+    np.testing.assert_array_equal(resumed.loss, full.loss)
+    calls[0] = 0
+    loss_plane(model, x, y, steps=4, span=0.5, resume=tmp_path / "grid.npz")
+    assert calls[0] == 0  # a finished grid is read back whole
+    loss_plane(model, x, y, steps=4, span=0.6, resume=tmp_path / "grid.npz")
+    assert calls[0] == 16  # another setting never reuses saved rows
+    with torch.no_grad():
+        model[0].weight.mul_(1.5)
+    calls[0] = 0
+    loss_plane(model, x, y, steps=4, span=0.6, resume=tmp_path / "grid.npz")
+    assert calls[0] == 16  # nor do other weights

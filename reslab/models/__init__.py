@@ -10,12 +10,14 @@ from .net import BlockNet, count_parameters, follows_block_protocol
 from .registry import create_model, get_entry, list_models, model_entries, register_model
 from .rnn import RecurrentNet
 from .transformer import transformer
+from .weights import LoadedWeights, WeightsError, load_weights
 
 __all__ = [
     "MODES",
     "Block",
     "BlockConfig",
     "BlockNet",
+    "LoadedWeights",
     "RecurrentNet",
     "block_modes",
     "cifar_densenet",
@@ -26,9 +28,11 @@ __all__ = [
     "get_entry",
     "init_weights",
     "list_models",
+    "load_weights",
     "mlp",
     "model_entries",
     "register_model",
     "set_modes",
     "transformer",
+    "WeightsError",
 ]

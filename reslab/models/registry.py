@@ -11,11 +11,13 @@ import fnmatch
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from ..errors import ConfigError, UnknownModelError
+from .weights import load_weights
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,12 @@ def get_entry(name: str) -> ModelEntry:
         raise UnknownModelError(f"unknown model {name!r}{hint}") from None
 
 
-def create_model(name: str, **overrides: Any) -> nn.Module:
-    """Build the registered model ``name``, with any builder argument overridden."""
+def create_model(name: str, weights: str | Path | None = None, **overrides: Any) -> nn.Module:
+    """Build the registered model ``name``, with any builder argument overridden.
+
+    ``weights``: a file to load (reslab's ``model.pt`` or another codebase's state_dict of
+    the same architecture; see ``reslab.models.weights``).
+    """
     entry = get_entry(name)
     unknown = sorted(set(overrides) - set(entry.options()))
     if unknown:
@@ -60,6 +66,8 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
     except TypeError as exc:  # a wrongly typed override, e.g. a string depth
         raise ConfigError(f"bad option for {name}: {exc}") from None
     model.model_name = name
+    if weights is not None:
+        load_weights(model, weights)
     return model
 
 

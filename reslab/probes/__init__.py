@@ -1,7 +1,7 @@
 """Analyses that take any model following the block protocol and return saveable results."""
 
-from .adapters import adapt_timm_resnet, adapt_torchvision_resnet, as_block_net
 from .curvature import hessian_extremes, negative_curvature_share
+from .discovery import DiscoveryError, as_block_net
 from .gradflow import GradientNorms, LayerResponses, ShortcutShares, gradient_norms, layer_responses, shortcut_shares
 from .gradflow_record import GradientFlowHistory, GradientFlowRecorder
 from .identity import IdentityResult, IdentitySettings, identity_fitting
@@ -15,6 +15,7 @@ from .landscape import (
     random_direction,
 )
 from .lesion import LesionResult, kendall_tau, lesion_cost, lesion_predictions, lesion_study
+from .line_gradients import LineGradients, line_gradients
 from .paths import PathResult, PathSampler, path_counts, path_gradients, shortest_interval, skippable_blocks
 from .propagation import Propagation, signal_propagation
 from .result import ProbeResult
@@ -22,6 +23,7 @@ from .shattered import ShatteredResult, ShatteredSettings, shattered_gradients
 from .tangents import input_gradients
 
 __all__ = [
+    "DiscoveryError",
     "GradientFlowHistory",
     "GradientFlowRecorder",
     "GradientNorms",
@@ -30,6 +32,7 @@ __all__ = [
     "LandscapeResult",
     "LayerResponses",
     "LesionResult",
+    "LineGradients",
     "PathResult",
     "PathSampler",
     "ProbeResult",
@@ -38,8 +41,6 @@ __all__ = [
     "ShatteredSettings",
     "SurfaceOptions",
     "ShortcutShares",
-    "adapt_timm_resnet",
-    "adapt_torchvision_resnet",
     "as_block_net",
     "filter_norms",
     "gradient_norms",
@@ -51,6 +52,7 @@ __all__ = [
     "lesion_cost",
     "lesion_predictions",
     "lesion_study",
+    "line_gradients",
     "loss_interpolation",
     "loss_line",
     "loss_plane",

@@ -23,7 +23,7 @@ def require_block_net(model: nn.Module) -> None:
     if not follows_block_protocol(model):
         raise ConfigError(
             f"{type(model).__name__} does not follow the block protocol (stem, blocks of Block, head, "
-            "forward_blocks); wrap a torchvision- or timm-style ResNet with reslab.probes.as_block_net"
+            "forward_blocks); discover its blocks with reslab.probes.as_block_net(model, example_input)"
         )
 
 

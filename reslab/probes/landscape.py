@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,7 @@ from ..train.task import autocast
 from ._evaluation import check_data, chunks, eval_state, model_device
 from .curvature import hessian_extremes, mean_cross_entropy, negative_curvature_share
 from .result import ProbeResult
+from .resume import GridRows, fingerprint
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 BN_MODES = ("eval", "recompute")
@@ -203,6 +205,7 @@ class SurfaceOptions:
     curvature_tol: float = 1e-3
     hessian_iters: int = 0
     hessian_samples: int = 500
+    resume: str | Path | None = None  # a file keeping finished grid rows, so an interrupted call continues
 
     def __post_init__(self) -> None:
         if self.hessian_iters < 0 or self.hessian_samples < 1:
@@ -220,9 +223,13 @@ def _surface(model, x, y, dirs, alphas, betas, kind, opts: SurfaceOptions) -> La
     loss, acc = np.full(shape, np.nan), np.full(shape, np.nan)
     points = list(np.ndindex(*shape))
     with eval_state(model), _Weights(model):
+        rows = GridRows(opts.resume, _grid_key(model, x, y, dirs, alphas, betas, kind, opts), shape)
         hess = _hessian_summary(model, x, y, opts)  # at the centre, before any weight or BN statistic moves
         base = [p.detach().clone() for p in params]
         for idx in tqdm(points, desc=f"landscape {kind}", disable=None):
+            if rows.done(idx):
+                loss[idx], acc[idx] = rows.value(idx)
+                continue
             coords = [alphas[idx[0]]] + ([] if betas is None else [betas[idx[1]]])
             with torch.no_grad():
                 for i, p in enumerate(params):
@@ -231,6 +238,7 @@ def _surface(model, x, y, dirs, alphas, betas, kind, opts: SurfaceOptions) -> La
                         if c:
                             p.add_(d[i], alpha=float(c))
             loss[idx], acc[idx] = ev()
+            rows.record(idx, loss[idx], acc[idx])
     return _result(kind, alphas, betas, loss, acc, opts, hess, len(x), start)
 
 
@@ -254,6 +262,18 @@ def _result(kind, alphas, betas, loss, acc, opts: SurfaceOptions, hess: dict, sa
         precision=opts.precision,
         seed=opts.seed,
         seconds=time.perf_counter() - start,
+    )
+
+
+def _grid_key(model, x, y, dirs, alphas, betas, kind, opts: SurfaceOptions) -> str:
+    """What a saved grid row depends on: the weights and buffers at the centre, data, directions, settings."""
+    settings = {f.name: getattr(opts, f.name) for f in fields(opts) if f.name not in ("resume", "bn_data", "loss_fn")}
+    loss_fn = getattr(opts.loss_fn, "__qualname__", repr(opts.loss_fn))
+    state = list(model.state_dict().values())
+    extra = [] if opts.bn_data is None else [opts.bn_data]
+    betas = np.zeros(0) if betas is None else betas
+    return fingerprint(
+        kind, sorted(settings.items()), loss_fn, state, x, y, [d for ds in dirs for d in ds], alphas, betas, extra
     )
 
 

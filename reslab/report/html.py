@@ -119,7 +119,7 @@ def figure_html(view: FigureView, anchor: str) -> str:
     num = f'<span class="fignum">Figure {e(view.number)}.</span> '
     if f.error:
         return (
-            f'<figure id="{anchor}-fig-{view.number.split(".")[1]}"><div class="figerror">This figure could not be'
+            f'<figure id="{anchor}-fig-{view.number.split(".")[-1]}"><div class="figerror">This figure could not be'
             f" drawn: {e(f.error)}</div><figcaption>{num}{e(view.text)}</figcaption></figure>"
         )
     uri = f"data:{f.mime};base64," + base64.b64encode(f.data).decode("ascii")
@@ -127,7 +127,7 @@ def figure_html(view: FigureView, anchor: str) -> str:
     size = f' width="{width}"' if width else ""
     notes = "".join(f'<span class="note">Not shown: {e(n)}.</span>' for n in f.notes)
     return (
-        f'<figure id="{anchor}-fig-{view.number.split(".")[1]}"><img src="{uri}" alt="{e(view.title or "figure")}"'
+        f'<figure id="{anchor}-fig-{view.number.split(".")[-1]}"><img src="{uri}" alt="{e(view.title or "figure")}"'
         f"{size}><figcaption>{num}{e(view.text)}{notes}</figcaption></figure>"
     )
 
