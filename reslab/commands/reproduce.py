@@ -13,6 +13,18 @@ from ..errors import ConfigError
 def _common(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--scale", default="quick", choices=("smoke", "quick", "full"), help="default: %(default)s")
     p.add_argument("--seeds", type=int, default=None, help="seeds per trained configuration (default: the scale's)")
+    p.add_argument(
+        "--seed-set",
+        type=int,
+        default=0,
+        help="which disjoint set of seeds: set K of N seeds is K*N ... K*N+N-1 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default=None,
+        help="force this training precision on every run (default: each recipe's own, usually auto)",
+    )
     p.add_argument("--out", default=default_out, help="report directory (default: %(default)s)")
     p.add_argument("--store", default=None, help="run store directory (default: $RESLAB_HOME or ~/.reslab)")
     p.add_argument("--data-dir", default=None, help="where to look for datasets first")
@@ -30,6 +42,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("study", help="run one study (`reslab study --list` lists them)")
     s.add_argument("id", nargs="?", help="study id, e.g. degradation")
     s.add_argument("--list", action="store_true", help="list the studies and exit")
+    s.add_argument(
+        "--markdown",
+        action="store_true",
+        help="with --list: every study's claim, rule, anchors and scales (docs/claims.md)",
+    )
     _common(s, "reslab-report/<id>")
     s.set_defaults(func=run_study)
 
@@ -53,6 +70,8 @@ def _go(args: argparse.Namespace, only: list[str] | None, out: str) -> int:
 
     if args.seeds is not None and args.seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {args.seeds}")
+    if not 0 <= args.seed_set < 2**20:
+        raise ConfigError(f"--seed-set must be between 0 and 2**20, got {args.seed_set}")
     check_data_dir(args.data_dir)
     if Path(out).exists() and not Path(out).is_dir():
         raise ConfigError(f"--out {out} is a file; name a folder for the report (it is created if missing)")
@@ -67,6 +86,8 @@ def _go(args: argparse.Namespace, only: list[str] | None, out: str) -> int:
         store=RunStore(args.store),
         data_dir=args.data_dir,
         force=args.force,
+        seed_set=args.seed_set,
+        precision=args.precision,
     )
     print(report)
     return 0
@@ -78,8 +99,14 @@ def run_reproduce(args: argparse.Namespace) -> int:
 
 def run_study(args: argparse.Namespace) -> int:
     from ..studies.catalogue import all_studies, get_study  # on use, so `reslab --help` does not load this layer
+    from ..studies.claims_doc import claims_markdown
 
+    if args.markdown and not args.list:
+        raise ConfigError("--markdown goes with --list (reslab study --list --markdown > docs/claims.md)")
     if args.list:
+        if args.markdown:
+            print(claims_markdown(), end="")
+            return 0
         for study in all_studies():
             print(f"{study.id:<20} {study.title}")
         return 0
