@@ -18,6 +18,7 @@ from .base import Study, StudyContext
 from .common import eval_data
 from .results import FigureSpec, Series, StudyResult
 from .stats import summarize
+from .trained import converged
 from .verdict import Verdict
 
 CLAIM = (
@@ -28,7 +29,7 @@ CLAIM = (
 SHARE = 0.9
 R2 = 0.9
 RULE = (
-    "On each trained deep ResNet of the degradation study: (1) the mean gradient magnitude at the first "
+    "On each trained deep ResNet of the degradation study (converged: its precondition): (1) the mean gradient magnitude at the first "
     "block's input falls roughly exponentially with path length k: the fitted slope of log10(magnitude) "
     f"against k is negative with R² ≥ {R2} (mean over seeds), and (2) the effective range (the shortest "
     f"interval of lengths holding {SHARE:.0%} of the total contribution, count × magnitude) ends below "
@@ -59,9 +60,10 @@ SETTINGS = {
 def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
     deg = degradation.SETTINGS[ctx.scale]
     depth = deg.depths[-1]
-    records = ctx.train(degradation.configs(deg, ctx.seeds, "resnet", depth), f"resnet-{depth}")
+    net = degradation.trained(ctx, deg, kinds=("resnet",), depths=(depth,))[degradation.label("resnet", depth)]
+    records = net.records
     results: list[PathResult] = []
-    for seed, record in enumerate(records):
+    for seed, record in zip(ctx.seeds, records):
         x, y = eval_data(record.config, "train", s.images)
         r = path_gradients(
             record.load_model(),
@@ -79,6 +81,7 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
     r2 = summarize([r.decay_r2 for r in results])
     ends = [r.effective_range[1] for r in results]
     v = Verdict()
+    converged(v, [net])
     v.check(
         f"log10 gradient magnitude falls by {-slope.mean:.3f} ± {slope.std:.3f} per block on the path, "
         f"straight-line fit R² = {r2.mean:.2f}",
@@ -94,13 +97,17 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
     def mean(attr: str) -> list[float]:
         return [float(v) for v in np.mean([getattr(r, attr) for r in results], axis=0)]
 
+    # magnitudes span orders of magnitude: mean and spread over seeds in log space, so the
+    # band is a factor either way and never reaches zero on the log axis
+    logs = np.log10(np.array([r.magnitude for r in results], dtype=float))
+    centre, spread = logs.mean(axis=0), logs.std(axis=0, ddof=1) if len(logs) > 1 else np.zeros(logs.shape[1])
     figures = [
         FigureSpec("lines", "(a) Distribution of path length", "path length", "share of paths",
                    [Series("Binomial(n, 1/2)", lengths, list(results[0].path_share))], panel="veit6"),
         FigureSpec("lines", "(b) Gradient magnitude per path", "path length", "gradient magnitude",
-                   [Series(f"ResNet-{depth}", lengths, mean("magnitude"),
-                           [float(v) for v in np.std([r.magnitude for r in results], axis=0)], "solid+markers")],
-                   logy=True, panel="veit6"),
+                   [Series(f"ResNet-{depth}", lengths, list(10**centre), style="solid+markers",
+                           lower=list(10 ** (centre - spread)), upper=list(10 ** (centre + spread)))],
+                   logy=True, panel="veit6", caption="Geometric mean over seeds; band: × or ÷ the geometric std."),
         FigureSpec("lines", "(c) Total gradient per length", "path length", "share of total gradient",
                    [Series(f"ResNet-{depth}", lengths, mean("contribution_share"))], panel="veit6",
                    marks=[float(results[0].effective_range[0]), float(results[0].effective_range[1])],
@@ -123,7 +130,7 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
         f"of n = {n} blocks (mean length {n / 2:g})",
         figures=figures,
         setup={
-            "models": f"the degradation study's ResNet-{depth} ({ctx.seeds} seeds)",
+            "models": f"the degradation study's ResNet-{depth} ({len(ctx.seeds)} seeds)",
             "data": f"{s.images} training images, batches of {s.batch_size}",
             "sampling": f"{s.samples_per_length} random paths per length, every length 0…{n}",
         },
@@ -141,4 +148,5 @@ STUDY = Study(
     settings=SETTINGS,
     analyze=analyze,
     uses=("degradation",),
+    order=80,
 )
