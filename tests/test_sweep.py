@@ -116,6 +116,7 @@ BAD = [  # (change to the good file, line, key, words of the message)
     ("[1, 2]", "[1, 1]", 10, "axes.depth.model_options.depth", "must differ"),
     ("  model: [", "  modl: [", 9, "axes.modl", "not a field of a run"),
     ("name: tiny", "name: [tiny", 2, None, "not valid YAML"),
+    ("name: tiny", "name: ../tiny", 1, "name", "must be a word"),
     ("train_size: 64", "train_size: 999999", 3, "data_options.train_size", "train_size"),
     ("eval_train_size: 32", "eval_train_size: many", 6, "eval_train_size", "eval_train_size"),
     ("seeds: 2", "seeds: 2\nmetrics: [train_error, accuracy]", 8, "metrics[1]", "unknown metric"),

@@ -29,6 +29,7 @@ import dataclasses
 import itertools
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,12 +145,14 @@ def load_sweep(path: str | Path, seeds: int | None = None, data_dir: str | None 
     if unknown:
         hint = "use seeds: N" if unknown[0] == "seed" else f"known keys: {', '.join(SWEEP_KEYS + RUN_FIELDS)}"
         raise src.error((unknown[0],), f"unknown key ({hint})")
+    if seeds is not None and seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     base = _base_settings(src)
     if data_dir:
         base["data_dir"] = ((), data_dir)
-    axes = [_axis(src, name, values) for name, values in _mapping(src, ("axes",), {}).items()]
+    axes = [_axis(src, name, values) for name, values in _mapping(src, "axes").items()]
     sweep = Sweep(
-        name=str(src.data.get("name") or Path(path).stem),
+        name=_name(src, Path(path)),
         path=Path(path),
         axes=axes,
         seeds=list(range(seeds)) if seeds is not None else _seeds(src),
@@ -157,17 +160,23 @@ def load_sweep(path: str | Path, seeds: int | None = None, data_dir: str | None 
         resources=_resources(src),
         cells=[],
     )
-    if seeds is not None and seeds < 1:
-        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     sweep.cells = _plan(src, base, axes, sweep.seeds)
     return sweep
 
 
-def _mapping(src: _Source, path: tuple, default: Any) -> dict:
-    value = src.data.get(path[0], default) if len(path) == 1 else default
-    if not isinstance(value, dict):
-        raise src.error(path, f"must be a mapping (key: value), got {type(value).__name__}")
-    return value
+def _mapping(src: _Source, key: str) -> dict:
+    value = src.data.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise src.error((key,), f"must be a mapping (key: value), got {type(value).__name__}")
+    return value or {}
+
+
+def _name(src: _Source, path: Path) -> str:
+    """The sweep's name (its summary's folder): the file's stem unless ``name`` says otherwise."""
+    name = src.data.get("name", path.stem)
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise src.error(("name",), f"must be a word of letters, digits, '_', '.' or '-', got {name!r}")
+    return name
 
 
 def _base_settings(src: _Source) -> Settings:
@@ -177,7 +186,7 @@ def _base_settings(src: _Source) -> Settings:
         if key in SWEEP_KEYS:
             continue
         if key in OPTION_GROUPS:
-            for option, v in _mapping(src, (key,), {}).items():
+            for option, v in _mapping(src, key).items():
                 out[f"{key}.{option}"] = ((key, option), v)
         elif key == "recipe" and isinstance(value, dict):
             for field, v in value.items():
@@ -265,7 +274,7 @@ def _metrics(src: _Source) -> list[str]:
 
 def _resources(src: _Source) -> dict[str, Any]:
     """What each run reserves on Ray (``RunResources`` fields; memory as a size like 4GB)."""
-    resources = dict(_mapping(src, ("resources",), {}))
+    resources = dict(_mapping(src, "resources"))
     for key, value in resources.items():
         if key not in RESOURCE_KEYS:
             raise src.error(("resources", key), f"unknown resource; choose from {', '.join(RESOURCE_KEYS)}")
