@@ -348,3 +348,54 @@ def test_deferred_sync_as_on_a_gpu_gives_the_same_log_and_divergence_step(tmp_pa
     b = train(bad, tmp_path / "bad-deferred")
     assert a["status"] == b["status"] == "diverged" and a["diverged_step"] == b["diverged_step"]
     assert a["steps"] == b["steps"] == a["diverged_step"] - 1
+
+
+# --- the convergence check ----------------------------------------------------------------
+
+
+def _weights(run_dir):
+    return torch.load(run_dir / "model.pt", weights_only=True)
+
+
+@pytest.mark.parametrize("schedule", ["wsd", "cosine", "constant"])
+def test_the_shorter_schedule_branch_equals_a_separate_run_and_leaves_the_run_unchanged(tmp_path, schedule):
+    recipe = Recipe(steps=20, batch_size=32, crop=1, flip=True, schedule=schedule, precision="fp32")
+    checked = train(tiny(recipe=recipe, convergence_check=True, deterministic=True), tmp_path / "checked")
+    plain = train(tiny(recipe=recipe, deterministic=True), tmp_path / "plain")
+    half = train(tiny(recipe=recipe.replace(steps=10), deterministic=True), tmp_path / "half")
+    branch = checked["half_schedule"]
+    assert branch["steps"] == 10 and branch["status"] == "finished"
+    # the branch is the separate run of half the length, bit for bit
+    assert branch["train_error"] == half["train_error"] and branch["train_loss"] == half["train_loss"]
+    assert branch["val_loss"] == half["val_loss"]
+    # and the run itself went on as if it had not branched
+    assert checked["train_loss"] == plain["train_loss"] and checked["test_loss"] == plain["test_loss"]
+    a, b = _weights(tmp_path / "checked"), _weights(tmp_path / "plain")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # a wsd schedule shares all but the shorter run's decay (its last fifth); a constant one all of it
+    expected_start = {"wsd": 9, "cosine": 1, "constant": 10}[schedule]
+    assert branch["branched_at"] == expected_start
+    assert plain["half_schedule"] is None
+
+
+def test_the_shorter_schedule_survives_a_resume(tmp_path):
+    recipe = Recipe(steps=20, batch_size=32, schedule="wsd", precision="fp32")
+    straight = train(tiny(recipe=recipe, convergence_check=True, deterministic=True), tmp_path / "straight")
+    cfg = tiny(recipe=recipe, convergence_check=True, deterministic=True, checkpoint_every=12)
+
+    class StopAt(Callback):
+        def on_step(self, training, metrics):
+            if metrics["step"] == 12:
+                training.extra["stop"] = True
+
+    stopped = train(cfg, tmp_path / "resumed", callbacks=[StopAt()])
+    assert stopped["status"] == "stopped"
+    resumed = train(cfg, tmp_path / "resumed")
+    assert resumed["half_schedule"] == straight["half_schedule"]
+    assert resumed["train_loss"] == straight["train_loss"]
+
+
+def test_the_convergence_check_keeps_the_hashes_of_runs_stored_before_it():
+    assert "convergence_check" not in tiny().hashed_fields()
+    assert tiny().hash() != tiny(convergence_check=True).hash()
+    assert "decay_frac" not in tiny().hashed_fields()["recipe"]

@@ -27,6 +27,10 @@ from ..files import jsonable
 from .recipe import Recipe
 
 UNHASHED = ("data_dir", "device", "log_every", "checkpoint_every")
+# fields added after runs were stored: hashed only when they differ from their default, so
+# the runs stored before them keep their keys
+ADDED_LATER = {"convergence_check": False}
+RECIPE_ADDED_LATER = {"decay_frac": 0.2}
 RECORDED = ("hash", "data_identity")  # written to config.yaml beside the fields, never read back as fields
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 SEED_RANGE = (-(2**63), 2**63 - 1)  # what torch's generators and the index's INTEGER column hold
@@ -49,6 +53,10 @@ class TrainConfig:
             validation and at the end (the true training error the degradation claim
             needs; the per-batch error in metrics.jsonl is measured in train mode).
         test: evaluate the test split once, at the end (never used to choose anything).
+        convergence_check: also train the schedule half as long, branched off this run where
+            the two schedules part (a "wsd" or constant schedule shares all but its decay,
+            so the check costs a tenth of the run), and record its result as
+            ``result["half_schedule"]``: a converged net gains little from the longer schedule.
         tag: any text that must make otherwise equal runs distinct (it is hashed).
         log_every: steps between metrics lines (not hashed).
         checkpoint_every: steps between checkpoints; 0 writes one at the end only (not hashed).
@@ -64,6 +72,7 @@ class TrainConfig:
     eval_every: int = 0
     eval_train_size: int = 5000
     test: bool = True
+    convergence_check: bool = False
     tag: str = ""
     log_every: int = 20
     checkpoint_every: int = 0
@@ -95,7 +104,8 @@ class TrainConfig:
         return data_identity(self.data, self.data_dir, self.data_options)
 
     def hashed_fields(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.to_dict().items() if k not in UNHASHED}
+        out = {k: v for k, v in self.to_dict().items() if k not in UNHASHED and ADDED_LATER.get(k, ...) != v}
+        out["recipe"] = {k: v for k, v in out["recipe"].items() if RECIPE_ADDED_LATER.get(k, ...) != v}
         out["data_options"] = {k: v for k, v in self.data_options.items() if k not in READ_OPTIONS}
         identity = self.data_identity()
         if identity != implied_identity(self.data):

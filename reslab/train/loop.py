@@ -46,6 +46,7 @@ from .setup import (
     run_environment,
     total_grad_norm,
 )
+from .shorter import ShorterSchedule
 from .task import Task, autocast, evaluate
 from .window import ErrorWarmup, StepWindow
 
@@ -122,6 +123,7 @@ class _Run:
         pick = torch.randperm(len(dataset.train), generator=torch.Generator().manual_seed(0))[:k]
         self.train_eval = dataset.train.take(pick.sort().values) if k else None
         self.step = 0
+        self.shorter = ShorterSchedule.of(r, self.total) if config.convergence_check else None
         self.warmup = ErrorWarmup(r.warmup == "he2015", r.warmup_window, r.warmup_error)
         self.window = StepWindow(self.device)
         self.train_time, self.samples, self.wall_before, self.resumed = 0.0, 0, 0.0, 0
@@ -153,6 +155,7 @@ class _Run:
                 "resumed": self.resumed,
             },
             "last_eval": self.last_eval,
+            "shorter": self.shorter.state_dict() if self.shorter else None,
         }
 
     def _save(self) -> None:
@@ -177,6 +180,8 @@ class _Run:
         self.train_time, self.samples, self.wall_before = totals["train_time"], totals["samples"], totals["wall"]
         self.resumed = totals["resumed"] + 1
         self.last_eval = state["last_eval"]
+        if self.shorter and state.get("shorter"):
+            self.shorter.load_state_dict(state["shorter"])
         self.step = int(state["step"])
         set_rng_state(state["rng"])  # last: nothing after this may draw random numbers before the loop
         return self.step
@@ -188,6 +193,8 @@ class _Run:
         with self.interrupt:
             self.clock = time.perf_counter()
             while self.step < self.total:
+                if not self._branch_shorter_schedule_if_due():
+                    break
                 if not self._train_step():  # its loss, read on the host, was non-finite
                     break
                 if not self._log_if_due():  # a loss summed on the device was non-finite
@@ -227,6 +234,18 @@ class _Run:
         # non-finite is still recorded exactly, but later updates have reached the weights.
         self.sync_each_step = self.device.type == "cpu" if SYNC_EACH_STEP is None else SYNC_EACH_STEP
         self.interrupt = InterruptFlag()
+
+    def _branch_shorter_schedule_if_due(self) -> bool:
+        """The convergence check, where the schedule half as long parts from this one
+        (``shorter.py``); False if the run diverged before it."""
+        if self.shorter is None or not self.shorter.due(self.step):
+            return True
+        if not self._read_device_sums():
+            return False
+        self.shorter.train(self)
+        self.log.write({"kind": "half_schedule", **self.shorter.result})
+        self.clock = time.perf_counter()  # training time leaves out the branch
+        return True
 
     def _train_step(self) -> bool:
         """One optimizer step; False (status "diverged") when its loss, read on the host, is
@@ -448,6 +467,7 @@ class _Run:
             "train_time_s": round(self.train_time, 3),
             "img_per_s": round(self.samples / self.train_time, 1) if self.train_time > 0 else None,
             "warmup_end_step": self.warmup.end,
+            "half_schedule": self.shorter.result if self.shorter else None,
             "resumed": self.resumed,
             "device": str(self.device),
             "precision": self.precision,

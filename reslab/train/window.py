@@ -97,4 +97,5 @@ class ErrorWarmup:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.active, self.end = state["warming"], state["end"]
+        self.recent.clear()
         self.recent.extend(state["recent"])
