@@ -284,8 +284,13 @@ class RunStore:
 
     def resume(self, run_dir: str | Path, **kwargs: Any) -> RunRecord:
         """Continue the run in ``run_dir`` (from its config.yaml and checkpoint), or index it
-        if it finished. Refused when this store keeps the same run in another directory
-        (``run_dir`` is a copy): adopting it would orphan the original."""
+        if it finished (see ``resumable``)."""
+        return self.run(self.resumable(run_dir), run_dir=Path(run_dir).expanduser(), **kwargs)
+
+    def resumable(self, run_dir: str | Path) -> TrainConfig:
+        """The config of the run in ``run_dir``, which this store may continue. Refused when
+        this store keeps the same run in another directory (``run_dir`` is a copy): adopting
+        it would orphan the original."""
         run_dir = Path(run_dir).expanduser()
         found = read_config(run_dir) if run_dir.is_dir() else None
         if found is None:
@@ -304,7 +309,11 @@ class RunStore:
                 f"this store keeps that run at {other}, and {run_dir} is a copy of it; continue that one "
                 f"(reslab train --resume {other}), or forget it first (reslab runs rm {row['id']}) to adopt the copy"
             )
-        return self.run(config, run_dir=run_dir, **kwargs)
+        return config
+
+    def place(self, config: TrainConfig, out: str | Path | None = None) -> Path:
+        """The directory the run of ``config`` is in, or would be put in (see ``run``'s ``out``)."""
+        return self._place(config.hash(), config, out)
 
     def _lock(self, h: str, wait: bool = True) -> contextlib.AbstractContextManager[None]:
         busy = "that run is being trained by another process; try again when it ends"
