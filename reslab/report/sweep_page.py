@@ -56,7 +56,7 @@ def axis_figures(data: dict[str, Any], axis: dict[str, Any]) -> list[FigureSpec]
             logx=bool(spread), panel=f"axis-{axis['name']}",
         ))  # fmt: skip
     n = len(data["seeds"])
-    specs[0].caption = (f"each metric against {axis['name']}: mean ± std over {n} seed{'s' * (n != 1)} per point"
+    specs[0].caption = (f"Each metric against {axis['name']}: mean ± std over {n} seed{'s' * (n != 1)} per point"
                         + (", one series per combination of the other axes" if others else ""))  # fmt: skip
     return specs
 

@@ -149,6 +149,10 @@ class RayExecutor:
         self.task = self.ray.remote(max_retries=0)(train_in_store if shared_store else train_in_scratch)
         self.options = self.resources.ray_options(gpus)
         self.lost = tuple(getattr(self.ray.exceptions, name) for name in _LOST if hasattr(self.ray.exceptions, name))
+        # runs out at once: twice what the cluster's CPUs can train together, so a worker that
+        # frees up finds the next run waiting, and a long sweep holds few locks and file handles
+        self.window = max(2, int(2 * self.ray.cluster_resources().get("CPU", 1) / self.resources.cpus))
+        self._queue: dict[str, TrainConfig] = {}
         self._flights: dict[str, _Flight] = {}
 
     # --- sending runs out ------------------------------------------------------------------
@@ -166,10 +170,23 @@ class RayExecutor:
             flight.stream = task.remote(flight.config, files, self.keep, self.resources.threads)
 
     def prefetch(self, store: RunStore, configs: Sequence[TrainConfig]) -> None:
-        """Send ``configs`` out now (those not finished, not out already); ``run_all`` collects them."""
+        """Queue ``configs`` (those not finished, not queued or out already) and send out as many as
+        the cluster can start; ``run_all`` collects them and sends the rest as others end."""
         for config in map(self._prepared, configs):
             h = config.hash()
-            if h in self._flights or done_in_index(store, config) is not None:
+            if h not in self._flights and h not in self._queue and done_in_index(store, config) is None:
+                self._queue[h] = config
+        self._fill(store)
+
+    def _fill(self, store: RunStore) -> list[tuple[str, RunRecord]]:
+        """Send queued runs out up to ``window`` at once (only runs out hold their locks and show as
+        running); returns the queued runs another process finished meanwhile."""
+        done = []
+        while self._queue and len(self._flights) < self.window:
+            h = next(iter(self._queue))
+            config = self._queue.pop(h)
+            if (record := done_in_index(store, config)) is not None:
+                done.append((h, record))
                 continue
             incoming = None if self.shared else store.receive(config)
             flight = _Flight(config, None, incoming)
@@ -180,6 +197,7 @@ class RayExecutor:
                     incoming.close()
                 raise
             self._flights[h] = flight
+        return done
 
     def run_all(self, store: RunStore, configs: Sequence[TrainConfig], label: str = "") -> list[RunRecord]:
         configs = list(configs)
@@ -193,10 +211,14 @@ class RayExecutor:
                     progress.finished(records[h], cached=True)
         self.prefetch(store, [c for c in configs if records[c.hash()] is None])
         for config in configs:
-            if records[config.hash()] is None and config.hash() not in self._flights:
-                records[config.hash()] = done_in_index(store, config)  # another process finished it meanwhile
+            h = config.hash()
+            if records[h] is None and h not in self._flights and h not in self._queue:
+                records[h] = done_in_index(store, config)  # another process finished it meanwhile
         while any(r is None for r in records.values()):
-            for h, record in self._collect(store, label):
+            finished = self._fill(store)
+            if not finished and not self._flights:
+                raise ReslabError("runs are missing from the store, yet none is out on the cluster")
+            for h, record in finished or self._collect(store, label):
                 if h in records:
                     records[h] = record
                     progress.finished(record, cached=False)
@@ -205,8 +227,6 @@ class RayExecutor:
     # --- what comes back -------------------------------------------------------------------
     def _collect(self, store: RunStore, label: str) -> list[tuple[str, RunRecord]]:
         """Wait for the next message of any run out; returns the runs that finished with it."""
-        if not self._flights:
-            raise ReslabError("runs are missing from the store, yet none is out on the cluster")
         flights = {id(f.stream): f for f in self._flights.values()}
         ready, _ = self.ray.wait([f.stream for f in flights.values()], num_returns=1)
         flight = flights[id(ready[0])]
@@ -264,5 +284,6 @@ class RayExecutor:
 
     def close(self) -> None:
         """Cancel the runs still out; each stays resumable from its last checkpoint in the store."""
+        self._queue.clear()
         for flight in list(self._flights.values()):
             self._drop(flight)
