@@ -135,3 +135,8 @@ def test_a_bad_sweep_file_is_one_line_naming_key_and_line(tmp_path, capsys, old,
     if key:
         assert f"line {line}: {key}: " in err, err
     assert not (tmp_path / "store" / "runs").exists() or not any((tmp_path / "store" / "runs").iterdir())
+
+
+def test_the_example_in_the_readme_plans():
+    sweep = load_sweep(Path(__file__).parents[1] / "examples" / "depth.yaml")
+    assert sweep.name == "depth" and len(sweep.cells) == 4 and len(sweep.configs) == 8

@@ -18,7 +18,6 @@ diverges is a result like any other.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, ReslabError
+from ..files import is_finite_number
 from ..train import TrainConfig
 from .executors import Log, Progress, done_in_index
 from .incoming import IncomingRun
@@ -50,11 +50,13 @@ class RunResources:
     memory: int | None = None
 
     def __post_init__(self) -> None:
-        if not _number(self.cpus) or not self.cpus > 0:
+        if not is_finite_number(self.cpus) or not self.cpus > 0:
             raise ConfigError(f"CPUs per run must be a number > 0, got {self.cpus!r}")
-        if self.gpus is not None and not (_number(self.gpus) and (0 <= self.gpus <= 1 or self.gpus == int(self.gpus))):
+        if self.gpus is not None and not (
+            is_finite_number(self.gpus) and (0 <= self.gpus <= 1 or self.gpus == int(self.gpus))
+        ):
             raise ConfigError(f"GPUs per run must be a fraction up to 1 or a whole number >= 0, got {self.gpus!r}")
-        if self.memory is not None and not (_number(self.memory) and self.memory > 0):
+        if self.memory is not None and not (is_finite_number(self.memory) and self.memory > 0):
             raise ConfigError(f"memory per run must be > 0 bytes, got {self.memory!r}")
 
     @property
@@ -64,10 +66,6 @@ class RunResources:
     def ray_options(self, cluster_gpus: float) -> dict[str, Any]:
         gpus = self.gpus if self.gpus is not None else float(cluster_gpus > 0)
         return {"num_cpus": self.cpus, "num_gpus": gpus, **({"memory": self.memory} if self.memory else {})}
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def parse_memory(text: str | int) -> int:

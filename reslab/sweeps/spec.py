@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ import yaml
 
 from ..data import load_dataset
 from ..errors import ConfigError, DataError, ReslabError, file_errors
+from ..files import is_finite_number
 from ..runs.cluster import RunResources, parse_memory
 from ..train import Recipe, TrainConfig, build_model, get_recipe
 from ..train.setup import augmentation
@@ -240,12 +240,8 @@ def _axis(src: _Source, name: str, values: Any) -> Axis:
     labels = tuple(_label(v) for v in values)
     if len(set(labels)) != len(labels):
         raise src.error(where, "its values must differ")
-    numbers = tuple(float(v) for v in values) if all(_is_number(v) for v in values) else None
+    numbers = tuple(float(v) for v in values) if all(is_finite_number(v) for v in values) else None
     return Axis(name, labels, tuple({field: ((*where, i), v)} for i, v in enumerate(values)), numbers)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _label(value: Any) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..files import atomic_write_text
+from ..files import atomic_write_text, is_finite_number
 from ..runs.store import RunRecord
 from ..studies.stats import Summary, fmt, summarize
 from .spec import Sweep
@@ -36,14 +36,10 @@ def summarize_sweep(sweep: Sweep, records: Sequence[RunRecord]) -> list[CellSumm
         mine = list(records[i : i + len(cell.configs)])
         i += len(cell.configs)
         results = [r.result or {} for r in mine]
-        stats = {m: summarize([v for res in results if _finite(v := res.get(m))]) for m in sweep.metrics}
+        stats = {m: summarize([v for res in results if is_finite_number(v := res.get(m))]) for m in sweep.metrics}
         diverged = sum(res.get("status") == "diverged" for res in results)
         out.append(CellSummary(cell.labels, [r.id for r in mine], diverged, stats))
     return out
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def percent_metrics(sweep: Sweep, records: Sequence[RunRecord]) -> dict[str, bool]:
