@@ -140,3 +140,11 @@ def test_a_bad_sweep_file_is_one_line_naming_key_and_line(tmp_path, capsys, old,
 def test_the_example_in_the_readme_plans():
     sweep = load_sweep(Path(__file__).parents[1] / "examples" / "depth.yaml")
     assert sweep.name == "depth" and len(sweep.cells) == 4 and len(sweep.configs) == 8
+
+
+def test_a_sweep_under_torchrun_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(_sweep(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "torchrun runs one run across processes" in err

@@ -61,7 +61,10 @@ def make_from_args(args: argparse.Namespace, resources: dict[str, Any] | None = 
     """The executor the options ask for; ``resources`` (a sweep file's) fill what the options leave unset."""
     from ..runs.cluster import RunResources, parse_memory
     from ..runs.executors import make_executor
+    from ..train import distributed
 
+    if distributed.launched().active:
+        raise ConfigError("torchrun runs one run across processes (`reslab train`); run this command without it")
     if args.executor == "local":
         given = [k for k, default in RAY_DEFAULTS.items() if getattr(args, k) != default]
         if given:

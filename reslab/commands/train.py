@@ -218,8 +218,11 @@ def _plan(args: argparse.Namespace, ranks):
             flags = ", ".join("--" + f.replace("_", "-") for f in given + (["out"] if args.out else []))
             raise ConfigError(f"--resume continues a run with its own config.yaml; drop {flags}")
         run_dir = Path(args.resume).expanduser()
-        return store, _Plan(store.resumable(run_dir), run_dir)
+        config = store.resumable(run_dir)
+        _check_ranks(config, ranks)
+        return store, _Plan(config, run_dir)
     config = build_config(args, ranks.world)
+    _check_ranks(config, ranks)
     existing = store.lookup(config)
     if existing is not None and existing.done:
         print(f"already trained (config {existing.hash[:10]}): {_summary(existing.result)}")
@@ -229,6 +232,14 @@ def _plan(args: argparse.Namespace, ranks):
     if existing is not None and existing.problem:
         print(f"reslab: run {existing.id} ended before, but {existing.problem}; training it again", file=sys.stderr)
     return store, _Plan(config, store.place(config, args.out) if ranks.active else None)
+
+
+def _check_ranks(config: TrainConfig, ranks) -> None:
+    """Before any rank starts: the run's config fits the processes that run it (else one line, from rank 0)."""
+    from ..train import distributed
+    from ..train.setup import resolve_device
+
+    distributed.check(config.ranks, config.sync_bn, resolve_device(config.device), ranks)
 
 
 def _say_if_elsewhere(record, out: str | None) -> None:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..errors import ConfigError, ReslabError
 from ..files import is_finite_number
 from ..train import TrainConfig
@@ -98,8 +100,6 @@ def _connect(ray, address: str | None, num_cpus: int | None) -> None:
 
 def train_in_store(root: str, config: TrainConfig, threads: int) -> Iterator[dict[str, Any]]:
     """Shared-store mode: train through the store every node sees at ``root`` (one message at the end)."""
-    import torch
-
     torch.set_num_threads(threads)
     RunStore(Path(root)).run(config)
     yield {"done": True}
