@@ -22,6 +22,7 @@ COMMANDS = (
     "runs",
     "probe",
     "reproduce",
+    "sweep",
     "report",
     "bench",
 )  # reproduce.py also adds `study`

@@ -155,19 +155,6 @@ def test_worker_processes_train_each_run_once(tmp_path):
     assert [r.result for r in again] == [r.result for r in records]
 
 
-def test_ray_executor_on_a_local_instance(tmp_path):
-    ray = pytest.importorskip("ray")
-    from reslab.runs.executors import RayExecutor
-
-    store = RunStore(tmp_path / "store")
-    try:
-        executor = RayExecutor(num_cpus=2, log=lambda line: None)
-        records = executor.run_all(store, [_tiny(0), _tiny(1)], label="ray")
-    finally:
-        ray.shutdown()
-    assert all(r.done for r in records) and store.index.count() == 2
-
-
 def test_every_study_is_complete_at_every_scale():
     synthetic = {"transformer": "recall", "gated-rnn": "adding"}  # the papers' tasks need no images
     for study in all_studies():

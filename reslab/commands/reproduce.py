@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from ..errors import ConfigError
+from .executor_options import add_executor_options, make_from_args, store_root
 
 
 def _common(p: argparse.ArgumentParser, default_out: str) -> None:
@@ -26,12 +25,9 @@ def _common(p: argparse.ArgumentParser, default_out: str) -> None:
         help="force this training precision on every run (default: each recipe's own, usually auto)",
     )
     p.add_argument("--out", default=default_out, help="report directory (default: %(default)s)")
-    p.add_argument("--store", default=None, help="run store directory (default: $RESLAB_HOME or ~/.reslab)")
     p.add_argument("--data-dir", default=None, help="where to look for datasets first")
-    p.add_argument("--executor", default="local", choices=("local", "ray"), help="default: %(default)s")
-    p.add_argument("--workers", type=int, default=None, help="local worker processes (default: 2 on CPU, 1 per GPU)")
-    p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--force", action="store_true", help="analyse again even if results.json has the study")
+    add_executor_options(p)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,21 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=run_study)
 
 
-def _default_workers() -> int:
-    """One worker per GPU; on a CPU one single-threaded worker per core, up to 8 (small nets are
-    limited by Python overhead, so processes beat threads)."""
-    from ..runs.executors import cores  # on use, so `reslab --help` does not load this layer
-
-    if torch.cuda.is_available():
-        return torch.cuda.device_count()
-    return max(1, min(8, cores()))
-
-
 def _go(args: argparse.Namespace, only: list[str] | None, out: str) -> int:
     from ..data.download import check_data_dir
     from ..errors import ConfigError
     from ..reproduce import reproduce  # on use, so `reslab --help` does not load these layers
-    from ..runs.executors import make_executor
     from ..runs.store import RunStore
 
     if args.seeds is not None and args.seeds < 1:
@@ -75,15 +60,15 @@ def _go(args: argparse.Namespace, only: list[str] | None, out: str) -> int:
     check_data_dir(args.data_dir)
     if Path(out).exists() and not Path(out).is_dir():
         raise ConfigError(f"--out {out} is a file; name a folder for the report (it is created if missing)")
-    workers = args.workers if args.workers is not None else _default_workers()
-    executor = make_executor(args.executor, workers=workers, address=args.ray_address)
+    store = RunStore(store_root(args))
+    executor = make_from_args(args)
     report = reproduce(
         Path(out),
         scale=args.scale,
         only=only,
         seeds=args.seeds,
         executor=executor,
-        store=RunStore(args.store),
+        store=store,
         data_dir=args.data_dir,
         force=args.force,
         seed_set=args.seed_set,
