@@ -1,4 +1,5 @@
-"""``reslab reproduce`` (the whole catalogue) and ``reslab study ID`` (one study)."""
+"""``reslab reproduce`` (the whole catalogue), ``reslab study ID`` (one study) and ``reslab stability``
+(the catalogue in each precision and seed set, and whether every verdict stays the same)."""
 
 from __future__ import annotations
 
@@ -45,6 +46,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _common(s, "reslab-report/<id>")
     s.set_defaults(func=run_study)
+    t = sub.add_parser("stability", help="reproduce in each precision and seed set; is every verdict the same?")
+    t.add_argument("--only", nargs="+", metavar="ID", help="check only these studies")
+    t.add_argument("--scale", default="quick", choices=("smoke", "quick", "full"), help="default: %(default)s")
+    t.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=("fp32", "bf16"))
+    t.add_argument("--seed-sets", nargs="+", type=int, default=[0, 1], metavar="K", help="default: 0 1")
+    t.add_argument(
+        "--out", default="reslab-stability", help="folder of the reports and stability.md (default: %(default)s)"
+    )
+    t.add_argument("--data-dir", default=None, help="where to look for datasets first")
+    add_executor_options(t)
+    t.set_defaults(func=run_stability)
 
 
 def _go(args: argparse.Namespace, only: list[str] | None, out: str) -> int:
@@ -100,3 +112,21 @@ def run_study(args: argparse.Namespace) -> int:
     get_study(args.id)
     out = args.out.replace("<id>", args.id)
     return _go(args, [args.id], out)
+
+
+def run_stability(args: argparse.Namespace) -> int:
+    from ..data.download import check_data_dir
+    from ..runs.store import RunStore
+    from ..stability import stability  # on use, so `reslab --help` does not load these layers
+
+    if any(not 0 <= k < 2**20 for k in args.seed_sets):
+        raise ConfigError(f"--seed-sets must lie between 0 and 2**20, got {args.seed_sets}")
+    check_data_dir(args.data_dir)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out} is a file; name a folder (it is created if missing)")
+    page = stability(
+        args.out, lambda: make_from_args(args), RunStore(store_root(args)), scale=args.scale, only=args.only,
+        precisions=args.precisions, seed_sets=args.seed_sets, data_dir=args.data_dir,
+    )  # fmt: skip
+    print(page)
+    return 0

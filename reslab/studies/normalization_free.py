@@ -32,7 +32,7 @@ CLAIM = (
 )
 RULE = (
     "Final training error (eval mode, fixed training subset; a diverged run counts as 90%) at the degradation "
-    f"study's deepest depth, same recipe. Precondition: every net converged (gain < {GAIN_POINTS:g} points). Holds "
+    f"study's deepest depth, same recipe. Precondition: every net converged (the schedule twice as long gained less than {GAIN_POINTS:g} points). Holds "
     f"when (1) the plain net without BN fails (> {FAILS:g}%) or is significantly worse than the BN residual net by "
     f"more than {CLOSE:g} points (one-sided Welch t-test, p < {ALPHA}), and (2) each of Fixup, SkipInit and ReZero "
     f"is within {CLOSE:g} points of the BN residual net (mean over seeds)."
@@ -69,7 +69,7 @@ def planned(s: Settings, seeds: Sequence[int]) -> dict[str, list[TrainConfig]]:
 
 def judge(groups: dict[str, Group], bn: Group, plain: Group) -> Verdict:
     v = Verdict()
-    converged(v, [bn, plain, *groups.values()])
+    converged(v, [bn, plain, *groups.values()])  # closeness is two-sided: every net could overturn a check
     t = greater(plain.final(), bn.final())
     gap = plain.summary().mean - bn.summary().mean
     fails = plain.summary().mean > FAILS

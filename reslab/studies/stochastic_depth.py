@@ -32,7 +32,7 @@ CLAIM = (
 )
 RULE = (
     "Test error after deleting blocks at test time, on the degradation study's deepest residual net trained "
-    "normally and with drop-path (linear decay to p_L at the last block). Precondition: both converged (gain < "
+    "normally and with drop-path (linear decay to p_L at the last block). Precondition: both converged (the schedule twice as long gained less than "
     f"{GAIN_POINTS:g} points). Holds when (1) the median increase over single deletions of non-downsampling blocks "
     f"is smaller with drop-path, and (2) so is the mean increase over k random deletions (each a one-sided Welch "
     f"t-test over seeds, p < {ALPHA})."
