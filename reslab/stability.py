@@ -48,9 +48,16 @@ def stability(
     for precision, seed_set in cells(precisions, seed_sets):
         log(f"== {cell_name(precision, seed_set)}: training precision {precision}, seed set {seed_set}")
         reproduce(
-            out_dir / cell_name(precision, seed_set), scale=scale, only=only, executor=executor(), store=store,
-            data_dir=data_dir, log=log, seed_set=seed_set, precision=precision,
-        )  # fmt: skip
+            out_dir / cell_name(precision, seed_set),
+            scale=scale,
+            only=only,
+            executor=executor(),
+            store=store,
+            data_dir=data_dir,
+            log=log,
+            seed_set=seed_set,
+            precision=precision,
+        )
     table = compare({cell_name(p, k): out_dir / cell_name(p, k) for p, k in cells(precisions, seed_sets)})
     atomic_write_text(out_dir / f"{STABILITY}.json", json.dumps(table, indent=1))
     atomic_write_text(out_dir / f"{STABILITY}.md", markdown(table))
@@ -66,8 +73,11 @@ def compare(folders: dict[str, Path]) -> dict:
         for name, data in results.items():
             found = next((s for s in data.get("studies", []) if s.get("id") == sid), None)
             if found is not None:
-                per_cell[name] = {"verdict": found["verdict"], "key_number": found.get("key_number", ""),
-                                  "seeds": found.get("seed_values", [])}  # fmt: skip
+                per_cell[name] = {
+                    "verdict": found["verdict"],
+                    "key_number": found.get("key_number", ""),
+                    "seeds": found.get("seed_values", []),
+                }
         if per_cell:
             verdicts = {c["verdict"] for c in per_cell.values()}
             studies[sid] = {"stable": len(verdicts) == 1 and len(per_cell) == len(results), "cells": per_cell}

@@ -13,8 +13,16 @@ import torch
 from ..errors import ConfigError
 
 # Ray options and their defaults: given with --executor local, they are a mistake worth a line
-RAY_DEFAULTS = {"ray_address": None, "shared_store": None, "ray_cpus": None, "ray_gpus": None, "ray_memory": None,
-                "ray_retries": 3, "ray_checkpoints": None, "ray_checkpoint_every": 1000}  # fmt: skip
+RAY_DEFAULTS = {
+    "ray_address": None,
+    "shared_store": None,
+    "ray_cpus": None,
+    "ray_gpus": None,
+    "ray_memory": None,
+    "ray_retries": 3,
+    "ray_checkpoints": None,
+    "ray_checkpoint_every": 1000,
+}
 
 
 def add_executor_options(p: argparse.ArgumentParser) -> None:
@@ -24,20 +32,38 @@ def add_executor_options(p: argparse.ArgumentParser) -> None:
     ray = p.add_argument_group("with --executor ray")
     ray.add_argument("--ray-address", help="the Ray cluster to join: auto, or HOST:PORT (default: start a local Ray)")
     ray.add_argument(
-        "--shared-store", metavar="DIR", help="keep the run store in DIR, a folder every node sees at that path "
+        "--shared-store",
+        metavar="DIR",
+        help="keep the run store in DIR, a folder every node sees at that path "
         "(NFS, a cluster file system); workers write their runs there. Without it the driver owns the store "
         "(--store) and workers send their runs' files back",
-    )  # fmt: skip
+    )
     ray.add_argument("--ray-cpus", type=float, help="CPUs each run reserves (and its torch threads; default 1)")
-    ray.add_argument("--ray-gpus", type=float, help="GPUs each run reserves; a fraction shares one GPU "
-                     "(default: 1 on a cluster with GPUs, else 0)")  # fmt: skip
+    ray.add_argument(
+        "--ray-gpus",
+        type=float,
+        help="GPUs each run reserves; a fraction shares one GPU (default: 1 on a cluster with GPUs, else 0)",
+    )
     ray.add_argument("--ray-memory", help="memory each run reserves, e.g. 4GB (default: none reserved)")
-    ray.add_argument("--ray-retries", type=int, default=3, help="times a run whose worker died is sent out again "
-                     "(default %(default)s)")  # fmt: skip
-    ray.add_argument("--ray-checkpoints", metavar="DIR", help="a folder every worker can write (a bucket mount, a "
-                     "shared disk) for large checkpoints, instead of sending them to the driver")  # fmt: skip
-    ray.add_argument("--ray-checkpoint-every", type=int, default=1000, help="steps between checkpoints of runs that "
-                     "set none, so a run whose worker dies continues from the last (default %(default)s)")  # fmt: skip
+    ray.add_argument(
+        "--ray-retries",
+        type=int,
+        default=3,
+        help="times a run whose worker died is sent out again (default %(default)s)",
+    )
+    ray.add_argument(
+        "--ray-checkpoints",
+        metavar="DIR",
+        help="a folder every worker can write (a bucket mount, a "
+        "shared disk) for large checkpoints, instead of sending them to the driver",
+    )
+    ray.add_argument(
+        "--ray-checkpoint-every",
+        type=int,
+        default=1000,
+        help="steps between checkpoints of runs that "
+        "set none, so a run whose worker dies continues from the last (default %(default)s)",
+    )
 
 
 def store_root(args: argparse.Namespace) -> str | None:
@@ -77,7 +103,11 @@ def make_from_args(args: argparse.Namespace, resources: dict[str, Any] | None = 
     gpus = args.ray_gpus if args.ray_gpus is not None else file.get("gpus")
     memory = parse_memory(args.ray_memory) if args.ray_memory is not None else file.get("memory")
     return make_executor(
-        "ray", address=args.ray_address, shared_store=bool(args.shared_store), keep=args.ray_checkpoints,
+        "ray",
+        address=args.ray_address,
+        shared_store=bool(args.shared_store),
+        keep=args.ray_checkpoints,
         resources=RunResources(cpus, gpus, memory),
-        retries=args.ray_retries, checkpoint_every=args.ray_checkpoint_every,
-    )  # fmt: skip
+        retries=args.ray_retries,
+        checkpoint_every=args.ray_checkpoint_every,
+    )

@@ -125,8 +125,14 @@ def run_stability(args: argparse.Namespace) -> int:
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise ConfigError(f"--out {args.out} is a file; name a folder (it is created if missing)")
     page = stability(
-        args.out, lambda: make_from_args(args), RunStore(store_root(args)), scale=args.scale, only=args.only,
-        precisions=args.precisions, seed_sets=args.seed_sets, data_dir=args.data_dir,
-    )  # fmt: skip
+        args.out,
+        lambda: make_from_args(args),
+        RunStore(store_root(args)),
+        scale=args.scale,
+        only=args.only,
+        precisions=args.precisions,
+        seed_sets=args.seed_sets,
+        data_dir=args.data_dir,
+    )
     print(page)
     return 0

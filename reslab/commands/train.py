@@ -92,8 +92,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-train-size", type=int, default=5000, help="training images evaluated in eval mode")
     p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (0: at the end only)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda[:N]")
-    p.add_argument("--sync-bn", action="store_true", help="under torchrun: BatchNorm statistics over the whole "
-                   "global batch (GPUs only; default: each rank its own, as in the papers)")  # fmt: skip
+    p.add_argument(
+        "--sync-bn",
+        action="store_true",
+        help="under torchrun: BatchNorm statistics over the whole "
+        "global batch (GPUs only; default: each rank its own, as in the papers)",
+    )
     p.add_argument(
         "--out",
         help="put a new run's directory under this folder (indexed all the same); a run stored already stays "
@@ -150,8 +154,18 @@ def build_config(args: argparse.Namespace, ranks: int = 1) -> TrainConfig:
     )
 
 
-DEFAULTS = {"seed": 0, "deterministic": False, "log_every": 20, "eval_every": 0, "eval_train_size": 5000,
-            "checkpoint_every": 500, "device": "auto", "model_opt": [], "data_opt": [], "sync_bn": False}  # fmt: skip
+DEFAULTS = {
+    "seed": 0,
+    "deterministic": False,
+    "log_every": 20,
+    "eval_every": 0,
+    "eval_train_size": 5000,
+    "checkpoint_every": 500,
+    "device": "auto",
+    "model_opt": [],
+    "data_opt": [],
+    "sync_bn": False,
+}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -32,9 +32,13 @@ class RecurrentNet(nn.Module):
         if cell not in CELLS:
             raise ConfigError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
         self.arch = dict(
-            cell=cell, input_size=input_size, hidden_size=hidden_size, num_classes=num_classes, seq_len=seq_len,
+            cell=cell,
+            input_size=input_size,
+            hidden_size=hidden_size,
+            num_classes=num_classes,
+            seq_len=seq_len,
             forget_bias=forget_bias,
-        )  # fmt: skip
+        )
         self.cell_type = cell
         self.cell = CELLS[cell](input_size, hidden_size)
         if cell == "lstm":

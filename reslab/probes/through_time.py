@@ -62,6 +62,10 @@ def time_gradients(model: nn.Module, x: torch.Tensor, projections: int = 4, seed
     finite = norms > 0
     slope = float(np.polyfit(lags[finite], np.log10(norms[finite]), 1)[0]) if finite.sum() > 1 else float("nan")
     return TimeGradients(
-        cell=getattr(model, "cell_type", type(model).__name__), lags=lags, norms=norms, log10_decay_per_step=slope,
-        projections=projections, seed=seed,
-    )  # fmt: skip
+        cell=getattr(model, "cell_type", type(model).__name__),
+        lags=lags,
+        norms=norms,
+        log10_decay_per_step=slope,
+        projections=projections,
+        seed=seed,
+    )

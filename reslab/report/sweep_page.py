@@ -44,20 +44,37 @@ def axis_figures(data: dict[str, Any], axis: dict[str, Any]) -> list[FigureSpec]
         series = []
         for combo in combos:
             fixed = dict(zip((a["name"] for a in others), combo))
-            points = [_mean_std(cells[tuple(sorted({**fixed, axis["name"]: v}.items()))], metric, scale)
-                      for v in axis["labels"]]  # fmt: skip
+            points = [
+                _mean_std(cells[tuple(sorted({**fixed, axis["name"]: v}.items()))], metric, scale)
+                for v in axis["labels"]
+            ]
             label = ", ".join(f"{k}={v}" for k, v in fixed.items()) or data["name"]
-            series.append(Series(label, list(numbers or []), [p[0] for p in points], [p[1] for p in points],
-                                 style="solid+markers" if numbers else "solid"))  # fmt: skip
+            series.append(
+                Series(
+                    label,
+                    list(numbers or []),
+                    [p[0] for p in points],
+                    [p[1] for p in points],
+                    style="solid+markers" if numbers else "solid",
+                )
+            )
         spread = numbers and min(numbers) > 0 and max(numbers) / min(numbers) >= 16
-        specs.append(FigureSpec(
-            "lines" if numbers else "bars", metric + (" (%)" if scale != 1.0 else ""), xlabel=axis["name"],
-            ylabel=metric, series=series, categories=None if numbers else list(axis["labels"]),
-            logx=bool(spread), panel=f"axis-{axis['name']}",
-        ))  # fmt: skip
+        specs.append(
+            FigureSpec(
+                "lines" if numbers else "bars",
+                metric + (" (%)" if scale != 1.0 else ""),
+                xlabel=axis["name"],
+                ylabel=metric,
+                series=series,
+                categories=None if numbers else list(axis["labels"]),
+                logx=bool(spread),
+                panel=f"axis-{axis['name']}",
+            )
+        )
     n = len(data["seeds"])
-    specs[0].caption = (f"Each metric against {axis['name']}: mean ± std over {n} seed{'s' * (n != 1)} per point"
-                        + (", one series per combination of the other axes" if others else ""))  # fmt: skip
+    specs[0].caption = f"Each metric against {axis['name']}: mean ± std over {n} seed{'s' * (n != 1)} per point" + (
+        ", one series per combination of the other axes" if others else ""
+    )
     return specs
 
 
@@ -84,18 +101,34 @@ def render_sweep_page(data: dict[str, Any], figures: list[RenderedFigure]) -> st
     views = [figure_html(FigureView(str(i + 1), f), "sweep") for i, f in enumerate(figures)]
     if not views:
         views = ["<p>The sweep has no axis, so there is nothing to plot.</p>"]
-    return "\n".join([
-        "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">', '<meta name="referrer" content="no-referrer">',
-        f"<title>{e(title)}</title>", f"<style>{CSS}</style>", "</head>", "<body>", '<div class="page">',
-        f"<header><h1>{e(title)}</h1><p class='meta'>{e(meta)}</p></header>",
-        "<main><section class='study'>",
-        "<h3>Summary</h3>", _table(data),
-        f"<p class='source'>Mean ± std over seeds per cell; the same numbers are in {CSV}.</p>",
-        "<h3>One figure per axis</h3>", *views,
-        "</section></main>", "</div>", "</body>", "</html>", "",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en">',
+            "<head>",
+            '<meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+            '<meta name="referrer" content="no-referrer">',
+            f"<title>{e(title)}</title>",
+            f"<style>{CSS}</style>",
+            "</head>",
+            "<body>",
+            '<div class="page">',
+            f"<header><h1>{e(title)}</h1><p class='meta'>{e(meta)}</p></header>",
+            "<main><section class='study'>",
+            "<h3>Summary</h3>",
+            _table(data),
+            f"<p class='source'>Mean ± std over seeds per cell; the same numbers are in {CSV}.</p>",
+            "<h3>One figure per axis</h3>",
+            *views,
+            "</section></main>",
+            "</div>",
+            "</body>",
+            "</html>",
+            "",
+        ]
+    )
 
 
 def write_sweep_page(folder: str | Path) -> Path:

@@ -37,8 +37,22 @@ from .store import RunRecord, RunStore
 INSTALL = "pip install 'reslab[ray]' (or pip install 'ray>=2.9')"
 # Ray's errors for a task whose worker process, node or returned objects were lost: worth a retry
 _LOST = ("WorkerCrashedError", "NodeDiedError", "LocalRayletDiedError", "ObjectLostError", "OutOfMemoryError")
-_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6, "mib": 2**20,
-          "g": 10**9, "gb": 10**9, "gib": 2**30, "t": 10**12, "tb": 10**12, "tib": 2**40}  # fmt: skip
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "kb": 10**3,
+    "kib": 2**10,
+    "m": 10**6,
+    "mb": 10**6,
+    "mib": 2**20,
+    "g": 10**9,
+    "gb": 10**9,
+    "gib": 2**30,
+    "t": 10**12,
+    "tb": 10**12,
+    "tib": 2**40,
+}
 
 
 @dataclass(frozen=True)
@@ -243,8 +257,10 @@ class RayExecutor:
             flight.incoming.write(message["files"])
             flight.step = message["step"]
             where = message["where"]
-            self.log(f"  [{label}] run {flight.config.run_id()}: checkpoint at step {flight.step} received "
-                     f"(training on {where['host']}, pid {where['pid']})")  # fmt: skip
+            self.log(
+                f"  [{label}] run {flight.config.run_id()}: checkpoint at step {flight.step} received "
+                f"(training on {where['host']}, pid {where['pid']})"
+            )
             return []
         del self._flights[flight.config.hash()]
         if flight.incoming is not None:
@@ -268,8 +284,10 @@ class RayExecutor:
                 "in the store: run the same command again to continue it"
             )
         flight.attempt += 1
-        self.log(f"  [{label}] run {run_id}: its worker was lost ({why}); retry {flight.attempt - 1} of "
-                 f"{self.retries}, from {start}")  # fmt: skip
+        self.log(
+            f"  [{label}] run {run_id}: its worker was lost ({why}); retry {flight.attempt - 1} of "
+            f"{self.retries}, from {start}"
+        )
         self._send(store, flight)
 
     def _drop(self, flight: _Flight) -> None:

@@ -147,8 +147,10 @@ class RunStore:
                 os.replace(path, path.with_name(INDEX + ".damaged"))
                 for log in (path.with_name(INDEX + "-wal"), path.with_name(INDEX + "-shm")):
                     log.unlink(missing_ok=True)
-            note = (f"; the damaged index is kept as {path.name}.damaged (runs kept outside the store cannot be "
-                    "read from it: `reslab train --resume DIR` indexes one again)")  # fmt: skip
+            note = (
+                f"; the damaged index is kept as {path.name}.damaged (runs kept outside the store cannot be "
+                "read from it: `reslab train --resume DIR` indexes one again)"
+            )
         store = cls(path.parent)
         rows = {row["hash"]: row for row in scan(store.runs_dir)}
         for row in old_rows:
@@ -220,8 +222,9 @@ class RunStore:
             busy = f"{path} is being trained by another process (perhaps of another store); try again when it ends"
             with locked(path / DIR_LOCK, wait=False, busy=busy):
                 self._start(h, config, path)
-                result = train(config, path, callbacks, resume=True, progress=progress, tensorboard=tensorboard,
-                               dataset=dataset)  # fmt: skip
+                result = train(
+                    config, path, callbacks, resume=True, progress=progress, tensorboard=tensorboard, dataset=dataset
+                )
         except BaseException as exc:
             self._stopped(h, path, made)
             if isinstance(exc, OSError) and os_problem(exc):
@@ -237,9 +240,15 @@ class RunStore:
         if env and not (path / ENV).exists():
             write_json(path / ENV, collect_env())
         self.index.upsert(
-            h, id=path.name, dir=self._rel(path), model=config.model, data=config.data, seed=config.seed,
-            status="running", config=config.to_dict(),
-        )  # fmt: skip
+            h,
+            id=path.name,
+            dir=self._rel(path),
+            model=config.model,
+            data=config.data,
+            seed=config.seed,
+            status="running",
+            config=config.to_dict(),
+        )
 
     def _hold(self, h: str, config: TrainConfig) -> tuple[Path, list[Path], contextlib.ExitStack]:
         """For a run trained elsewhere (``IncomingRun``): its locks, taken without waiting, its
@@ -337,10 +346,17 @@ class RunStore:
             if status == "running" and not is_held(self.locks_dir / f"{row['hash']}.lock"):
                 status = "interrupted"
         return RunRecord(
-            id=row["id"], hash=row["hash"], dir=path, status=status, config=TrainConfig.from_dict(row["config"]),
-            result=result, created=row.get("created"), updated=row.get("updated"),
-            external=not self._inside(path), problem=problem,  # older indexes hold absolute paths
-        )  # fmt: skip
+            id=row["id"],
+            hash=row["hash"],
+            dir=path,
+            status=status,
+            config=TrainConfig.from_dict(row["config"]),
+            result=result,
+            created=row.get("created"),
+            updated=row.get("updated"),
+            external=not self._inside(path),
+            problem=problem,  # older indexes hold absolute paths
+        )
 
     def lookup(self, config: TrainConfig) -> RunRecord | None:
         """The stored run of ``config`` (any status), without training anything."""
@@ -360,8 +376,15 @@ class RunStore:
             terms.append((key, value) if sep else ("id", term if any(c in term for c in "*?[") else f"*{term}*"))
         out = []
         for record in map(self._record, self.index.all()):
-            values = {"id": record.id, "hash": record.hash, "model": record.config.model, "data": record.config.data,
-                      "seed": record.config.seed, "status": record.status, "dir": str(record.dir)}  # fmt: skip
+            values = {
+                "id": record.id,
+                "hash": record.hash,
+                "model": record.config.model,
+                "data": record.config.data,
+                "seed": record.config.seed,
+                "status": record.status,
+                "dir": str(record.dir),
+            }
             if any(values.get(k) != v for k, v in fields.items()):
                 continue
             if all(fnmatch.fnmatchcase(str(values.get(key, "")), glob) for key, glob in terms):

@@ -64,7 +64,7 @@ SETTINGS = {
             128,
             1,
         )
-    ),  # fmt: skip
+    ),
     "quick": VariantSettings(QUICK_STANDIN),
     "full": VariantSettings(paper_recipe=get_recipe("he2015_cifar")),
 }
@@ -101,8 +101,11 @@ def analyze(ctx: StudyContext, s: VariantSettings) -> StudyResult:
         g.label = ORDERS[order]  # keys below match the anchors', so the report pairs them
     numbers = group_numbers(groups.values())
     mean = {o: g.summary().mean for o, g in groups.items()}
-    figure = group_bars("Training and test error by unit order (He2016 Table 2)", list(groups.values()),
-                        hlines=[{"y": 90.0, "label": "chance / diverged"}])  # fmt: skip
+    figure = group_bars(
+        "Training and test error by unit order (He2016 Table 2)",
+        list(groups.values()),
+        hlines=[{"y": 90.0, "label": "chance / diverged"}],
+    )
     return STUDY.result(
         ctx,
         judge(groups),

@@ -128,8 +128,11 @@ def judge(groups: dict[str, Group], s: Settings) -> Verdict:
 def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
     groups = degradation.trained(ctx, s.nets)
     groups |= train_groups(ctx, {dense_label(d): configs(s, ctx.seeds, d) for d in s.nets.depths})
-    ordered = [groups[k] for d in s.nets.depths for k in (degradation.label("plain", d), degradation.label("resnet", d),
-                                                           dense_label(d))]  # fmt: skip
+    ordered = [
+        groups[k]
+        for d in s.nets.depths
+        for k in (degradation.label("plain", d), degradation.label("resnet", d), dense_label(d))
+    ]
     numbers = group_numbers(ordered)
     for d in s.nets.depths:
         numbers[f"{dense_label(d)} growth"] = matched_growth(s, d)

@@ -100,8 +100,14 @@ def model_name(s: Settings, kind: str, depth: int) -> tuple[str, dict]:
         if depth % 2:
             raise ValueError(f"an MLP of two-layer units needs an even depth, got {depth}")
         shortcut = "none" if kind == "plain" else "identity"
-        return "mlp_plain", {"depth": depth // 2, "width": s.widths[0], "layers_per_block": 2, "norm": "bn",
-                             "shortcut": shortcut, "order": "preact"}  # fmt: skip
+        return "mlp_plain", {
+            "depth": depth // 2,
+            "width": s.widths[0],
+            "layers_per_block": 2,
+            "norm": "bn",
+            "shortcut": shortcut,
+            "order": "preact",
+        }
     name, options = f"{kind}{depth}", {}
     if name not in list_models():
         name, options = f"{kind}20", {"depth": depth}
@@ -121,11 +127,19 @@ def configs(s: Settings, seeds: Sequence[int], kind: str, depth: int, **changes)
     name, options = model_name(s, kind, depth)
     return [
         run_config(
-            name, s.recipe, seed, {**options, **changes}, s.data_options, data=s.data, eval_every=s.eval_every,
-            eval_train_size=s.eval_train_size, log_every=s.log_every, convergence_check=True,
+            name,
+            s.recipe,
+            seed,
+            {**options, **changes},
+            s.data_options,
+            data=s.data,
+            eval_every=s.eval_every,
+            eval_train_size=s.eval_train_size,
+            log_every=s.log_every,
+            convergence_check=True,
         )
         for seed in seeds
-    ]  # fmt: skip
+    ]
 
 
 def plan(s: Settings, seeds: Sequence[int]) -> list[TrainConfig]:
@@ -141,8 +155,10 @@ def trained(ctx: StudyContext, s: Settings, kinds: Sequence[str] = tuple(KINDS),
 
 def describe_nets(s: Settings) -> str:
     if s.family == "mlp":
-        return (f"plain and residual MLPs of two-layer units (BN, pre-activation), width {s.widths[0]}, "
-                f"{' and '.join(map(str, s.depths))} weight layers")  # fmt: skip
+        return (
+            f"plain and residual MLPs of two-layer units (BN, pre-activation), width {s.widths[0]}, "
+            f"{' and '.join(map(str, s.depths))} weight layers"
+        )
     return f"plain and ResNet (option A) at depths {', '.join(map(str, s.depths))}, widths {s.widths}"
 
 
@@ -153,17 +169,23 @@ def judge(groups: dict[str, Group], s: Settings, scale: str) -> Verdict:
     v = Verdict()
     converged(v, [plain_d, res_s], [plain_s, res_d])  # further training of these two could overturn a check
     t1 = greater(plain_d.final(), plain_s.final())
-    v.check(f"{plain_d.label} training error {plain_d.text()} > {plain_s.label} {plain_s.text()} (p = {t1.p:.3g})",
-            t1.outcome(ALPHA))  # fmt: skip
+    v.check(
+        f"{plain_d.label} training error {plain_d.text()} > {plain_s.label} {plain_s.text()} (p = {t1.p:.3g})",
+        t1.outcome(ALPHA),
+    )
     t2 = greater(plain_d.final(), res_d.final())
-    v.check(f"{res_d.label} training error {res_d.text()} < {plain_d.label} {plain_d.text()} (p = {t2.p:.3g})",
-            t2.outcome(ALPHA))  # fmt: skip
+    v.check(
+        f"{res_d.label} training error {res_d.text()} < {plain_d.label} {plain_d.text()} (p = {t2.p:.3g})",
+        t2.outcome(ALPHA),
+    )
     gap_plain = plain_d.summary().mean - plain_s.summary().mean
     gap_res = res_d.summary().mean - res_s.summary().mean
     v.check(f"residual depth gap {gap_res:+.1f} points < plain depth gap {gap_plain:+.1f} points", gap_res < gap_plain)
     if scale == "full":
-        v.check(f"{res_d.label} training error {res_d.text()} ≤ {res_s.label} {res_s.text()}",
-                res_d.summary().mean <= res_s.summary().mean)  # fmt: skip
+        v.check(
+            f"{res_d.label} training error {res_d.text()} ≤ {res_s.label} {res_s.text()}",
+            res_d.summary().mean <= res_s.summary().mean,
+        )
     return v
 
 
@@ -192,9 +214,14 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
         "recipe": recipe_text(s.recipe),
     }
     return STUDY.result(
-        ctx, judge(groups, s, ctx.scale), numbers=numbers, key_number=key, figures=figures, setup=setup,
+        ctx,
+        judge(groups, s, ctx.scale),
+        numbers=numbers,
+        key_number=key,
+        figures=figures,
+        setup=setup,
         runs=[r.id for g in ordered for r in g.records],
-    )  # fmt: skip
+    )
 
 
 STUDY = Study(

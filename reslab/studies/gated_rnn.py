@@ -61,16 +61,46 @@ class Settings:
 
 
 SETTINGS = {
-    "smoke": Settings(lengths=(5, 10), hidden=8, train_size=256, grad_batch=8,
-                      recipe=Recipe(optimizer="adamw", lr=3e-3, steps=6, batch_size=32, schedule="wsd", momentum=0.0,
-                                    weight_decay=0.0)),
-    "quick": Settings(lengths=(10, 50), hidden=32, train_size=5000,
-                      recipe=Recipe(optimizer="adamw", lr=3e-3, steps=1500, batch_size=64, schedule="wsd",
-                                    momentum=0.0, weight_decay=0.0, grad_clip=1.0)),
-    "full": Settings(lengths=(50, 100, 200), hidden=128, train_size=100_000,
-                     recipe=Recipe(optimizer="adamw", lr=1e-3, steps=20_000, batch_size=128, schedule="wsd",
-                                   momentum=0.0, weight_decay=0.0, grad_clip=1.0)),
-}  # fmt: skip
+    "smoke": Settings(
+        lengths=(5, 10),
+        hidden=8,
+        train_size=256,
+        grad_batch=8,
+        recipe=Recipe(
+            optimizer="adamw", lr=3e-3, steps=6, batch_size=32, schedule="wsd", momentum=0.0, weight_decay=0.0
+        ),
+    ),
+    "quick": Settings(
+        lengths=(10, 50),
+        hidden=32,
+        train_size=5000,
+        recipe=Recipe(
+            optimizer="adamw",
+            lr=3e-3,
+            steps=1500,
+            batch_size=64,
+            schedule="wsd",
+            momentum=0.0,
+            weight_decay=0.0,
+            grad_clip=1.0,
+        ),
+    ),
+    "full": Settings(
+        lengths=(50, 100, 200),
+        hidden=128,
+        train_size=100_000,
+        recipe=Recipe(
+            optimizer="adamw",
+            lr=1e-3,
+            steps=20_000,
+            batch_size=128,
+            schedule="wsd",
+            momentum=0.0,
+            weight_decay=0.0,
+            grad_clip=1.0,
+        ),
+    ),
+}
 
 
 def label(cell: str, length: int) -> str:
@@ -80,10 +110,19 @@ def label(cell: str, length: int) -> str:
 def configs(s: Settings, seeds: Sequence[int], cell: str, length: int) -> list[TrainConfig]:
     data = {"seq_len": length, "train_size": s.train_size, "val_size": 500, "test_size": 500}
     return [
-        run_config(CELLS[cell][0], s.recipe, seed, {"hidden_size": s.hidden}, data, data="adding",
-                   eval_train_size=1000, log_every=25, convergence_check=True)
+        run_config(
+            CELLS[cell][0],
+            s.recipe,
+            seed,
+            {"hidden_size": s.hidden},
+            data,
+            data="adding",
+            eval_train_size=1000,
+            log_every=25,
+            convergence_check=True,
+        )
         for seed in seeds
-    ]  # fmt: skip
+    ]
 
 
 def plan(s: Settings, seeds: Sequence[int]) -> list[TrainConfig]:
@@ -109,17 +148,19 @@ def judge(groups: dict[str, Group], grads: dict[str, list[TimeGradients]], lengt
     converged(v, at.values(), others, tolerance=GAIN_MSE, unit="MSE")  # the nets (1) and (2) are measured on
     solved = all(at[c].summary().mean < SOLVED * TRIVIAL for c in ("gru", "lstm"))
     v.check(
-        f"T = {length}: " + ", ".join(f"{CELLS[c][1]} {g.text()}" for c, g in at.items())
+        f"T = {length}: "
+        + ", ".join(f"{CELLS[c][1]} {g.text()}" for c, g in at.items())
         + f" (GRU, LSTM < {SOLVED * TRIVIAL:.3f}; tanh RNN > {UNSOLVED * TRIVIAL:.3f})",
         solved and at["tanh"].summary().mean > UNSOLVED * TRIVIAL,
-    )  # fmt: skip
+    )
     decay = {c: summarize([r.log10_decay_per_step for r in rs]).mean for c, rs in grads.items()}
     ratio = {c: decay["tanh"] / decay[c] if decay[c] < 0 else float("inf") for c in ("gru", "lstm")}
     v.check(
-        "log10 ‖∂h_T/∂h_t‖ per step of lag: " + ", ".join(f"{CELLS[c][1]} {d:+.3f}" for c, d in decay.items())
+        "log10 ‖∂h_T/∂h_t‖ per step of lag: "
+        + ", ".join(f"{CELLS[c][1]} {d:+.3f}" for c, d in decay.items())
         + f" (tanh RNN ≥ {DECAY_RATIO:g}× steeper: {', '.join(f'{r:.1f}×' for r in ratio.values())})",
         decay["tanh"] < 0 and all(r >= DECAY_RATIO for r in ratio.values()),
-    )  # fmt: skip
+    )
     return v
 
 
@@ -132,14 +173,35 @@ def figures(groups: dict[str, Group], grads: dict[str, list[TimeGradients]], s: 
         centre = logs.mean(axis=0)
         series.append(Series(CELLS[cell][1], lag, list(10**centre)))
     lengths = [float(t) for t in s.lengths]
-    mse = [Series(CELLS[c][1], lengths, [groups[label(c, t)].summary().mean for t in s.lengths],
-                  [groups[label(c, t)].summary().std for t in s.lengths], "solid+markers") for c in CELLS]  # fmt: skip
+    mse = [
+        Series(
+            CELLS[c][1],
+            lengths,
+            [groups[label(c, t)].summary().mean for t in s.lengths],
+            [groups[label(c, t)].summary().std for t in s.lengths],
+            "solid+markers",
+        )
+        for c in CELLS
+    ]
     return [
-        FigureSpec("lines", f"Gradient through time after training, T = {length}", "lag T − t", "‖∂h_T/∂h_t‖",
-                   series, logy=True, caption="Geometric mean over seeds."),
-        FigureSpec("lines", "Adding problem: final training MSE against length", "sequence length T", "MSE", mse,
-                   hlines=[{"y": TRIVIAL, "label": "trivial (predict 1)"}]),
-    ]  # fmt: skip
+        FigureSpec(
+            "lines",
+            f"Gradient through time after training, T = {length}",
+            "lag T − t",
+            "‖∂h_T/∂h_t‖",
+            series,
+            logy=True,
+            caption="Geometric mean over seeds.",
+        ),
+        FigureSpec(
+            "lines",
+            "Adding problem: final training MSE against length",
+            "sequence length T",
+            "MSE",
+            mse,
+            hlines=[{"y": TRIVIAL, "label": "trivial (predict 1)"}],
+        ),
+    ]
 
 
 def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
@@ -148,8 +210,12 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
     length = s.lengths[-1]
     grads = gradients(ctx, s, groups, length)
     numbers = group_numbers(groups.values(), test=False)
-    numbers |= {f"{CELLS[c][1]}: log10 gradient per step of lag (T = {length})":
-                summarize([r.log10_decay_per_step for r in rs]).to_dict() for c, rs in grads.items()}  # fmt: skip
+    numbers |= {
+        f"{CELLS[c][1]}: log10 gradient per step of lag (T = {length})": summarize(
+            [r.log10_decay_per_step for r in rs]
+        ).to_dict()
+        for c, rs in grads.items()
+    }
     return STUDY.result(
         ctx,
         judge(groups, grads, length),

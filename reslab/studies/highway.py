@@ -47,10 +47,15 @@ ANCHORS = {
 }
 FAMILIES = {  # family -> model options (Srivastava2015: plain 71 wide; highway 50 wide, two matrices a layer)
     "plain": {"width": 71, "shortcut": "none", "norm": "none"},
-    "highway": {"width": 50, "shortcut": "exclusive-gate", "gate_bias": -2.0, "order": "relu-before-add",
-                "norm": "none"},
+    "highway": {
+        "width": 50,
+        "shortcut": "exclusive-gate",
+        "gate_bias": -2.0,
+        "order": "relu-before-add",
+        "norm": "none",
+    },
     "residual": {"width": 71, "shortcut": "identity", "order": "preact", "norm": "bn"},
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)
@@ -63,18 +68,22 @@ class Settings:
 
 SETTINGS = {
     "smoke": Settings(
-        depths=(2, 6), recipe=Recipe(lr=0.05, steps=6, batch_size=32, schedule="wsd"),
-        data_options={"train_size": 128, "val_size": 64, "test_size": 64, "image_size": 7}, gate_batch=32,
+        depths=(2, 6),
+        recipe=Recipe(lr=0.05, steps=6, batch_size=32, schedule="wsd"),
+        data_options={"train_size": 128, "val_size": 64, "test_size": 64, "image_size": 7},
+        gate_batch=32,
     ),
     "quick": Settings(
-        depths=(10, 100), recipe=Recipe(lr=0.05, steps=1200, batch_size=128, schedule="wsd"),
+        depths=(10, 100),
+        recipe=Recipe(lr=0.05, steps=1200, batch_size=128, schedule="wsd"),
         data_options={"train_size": 500, "val_size": 1000, "test_size": 1000, "image_size": 14},
     ),
     "full": Settings(
-        depths=(10, 20, 50, 100), recipe=Recipe(lr=0.05, epochs=100, batch_size=128, schedule="wsd"),
+        depths=(10, 20, 50, 100),
+        recipe=Recipe(lr=0.05, epochs=100, batch_size=128, schedule="wsd"),
         data_options={},
     ),
-}  # fmt: skip
+}
 
 
 def label(family: str, depth: int) -> str:
@@ -84,10 +93,18 @@ def label(family: str, depth: int) -> str:
 def configs(s: Settings, seeds: Sequence[int], family: str, depth: int) -> list[TrainConfig]:
     options = {"depth": depth, **FAMILIES[family]}
     return [
-        run_config("mlp_plain", s.recipe, seed, options, s.data_options, eval_train_size=1000, log_every=20,
-                   convergence_check=True)
+        run_config(
+            "mlp_plain",
+            s.recipe,
+            seed,
+            options,
+            s.data_options,
+            eval_train_size=1000,
+            log_every=20,
+            convergence_check=True,
+        )
         for seed in seeds
-    ]  # fmt: skip
+    ]
 
 
 def plan(s: Settings, seeds: Sequence[int]) -> list[TrainConfig]:
@@ -130,14 +147,26 @@ def figures(groups: dict[str, Group], gates: np.ndarray, s: Settings) -> list[Fi
     series = []
     for family in FAMILIES:
         rows = [groups[label(family, d)] for d in s.depths]
-        series.append(Series(family, depths, [g.summary().mean for g in rows], [g.summary().std for g in rows],
-                             "solid+markers"))  # fmt: skip
+        series.append(
+            Series(family, depths, [g.summary().mean for g in rows], [g.summary().std for g in rows], "solid+markers")
+        )
     return [
         FigureSpec("lines", "Training error against depth", "layers", "training error (%)", series, logx=True),
-        FigureSpec("lines", f"Transform gate activity per layer, highway-{s.depths[-1]} after training",
-                   "layer", "mean T(x)", [Series("highway", [float(i + 1) for i in range(len(gates))],
-                                                 [float(g) for g in gates], style="solid+markers")]),
-    ]  # fmt: skip
+        FigureSpec(
+            "lines",
+            f"Transform gate activity per layer, highway-{s.depths[-1]} after training",
+            "layer",
+            "mean T(x)",
+            [
+                Series(
+                    "highway",
+                    [float(i + 1) for i in range(len(gates))],
+                    [float(g) for g in gates],
+                    style="solid+markers",
+                )
+            ],
+        ),
+    ]
 
 
 def analyze(ctx: StudyContext, s: Settings) -> StudyResult:

@@ -97,15 +97,31 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
         return Series(label, ks, [float(v) for v in errors.mean(axis=1)], [float(v) for v in errors.std(axis=1)], style)
 
     figures = [
-        FigureSpec("lines", "Fitting y = x with k stacked units", "units k", "remaining MSE",
-                   [series(plain, "plain"), series(res, "residual")], logy=True, logx=True, panel="identity"),
-        FigureSpec("lines", f"Construction: a trained {r.shallow_depth}-unit net extended by k units",
-                   "units added k", "remaining MSE",
-                   [series(r.extended_errors[p], "plain, extended"), series(r.extended_errors[q], "residual, extended")],
-                   logy=True, logx=True, panel="identity",
-                   hlines=[{"y": float(r.shallow_continued[p].mean()), "label": "plain, not extended"},
-                           {"y": float(r.shallow_continued[q].mean()), "label": "residual, not extended"}]),
-    ]  # fmt: skip
+        FigureSpec(
+            "lines",
+            "Fitting y = x with k stacked units",
+            "units k",
+            "remaining MSE",
+            [series(plain, "plain"), series(res, "residual")],
+            logy=True,
+            logx=True,
+            panel="identity",
+        ),
+        FigureSpec(
+            "lines",
+            f"Construction: a trained {r.shallow_depth}-unit net extended by k units",
+            "units added k",
+            "remaining MSE",
+            [series(r.extended_errors[p], "plain, extended"), series(r.extended_errors[q], "residual, extended")],
+            logy=True,
+            logx=True,
+            panel="identity",
+            hlines=[
+                {"y": float(r.shallow_continued[p].mean()), "label": "plain, not extended"},
+                {"y": float(r.shallow_continued[q].mean()), "label": "residual, not extended"},
+            ],
+        ),
+    ]
     numbers = {f"plain k={k} MSE": summarize(plain[i]).to_dict() for i, k in enumerate(s.ks)}
     numbers |= {f"residual k={k} MSE": summarize(res[i]).to_dict() for i, k in enumerate(s.ks)}
     numbers["plain / residual at deepest k"] = round(ratio, 2)

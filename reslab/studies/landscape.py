@@ -66,8 +66,16 @@ def surfaces(ctx: StudyContext, s: Settings, groups: dict[str, Group]) -> dict[s
         out[name] = []
         for seed, record in zip(ctx.seeds, group.records):
             x, y = eval_data(record.config, "train", s.samples)
-            r = loss_plane(record.load_model(), x, y, steps=s.steps, span=s.span, seed=seed,
-                           hessian_iters=s.hessian_iters, resume=ctx.data_path(f"{name}-seed{seed}-grid.npz"))  # fmt: skip
+            r = loss_plane(
+                record.load_model(),
+                x,
+                y,
+                steps=s.steps,
+                span=s.span,
+                seed=seed,
+                hessian_iters=s.hessian_iters,
+                resume=ctx.data_path(f"{name}-seed{seed}-grid.npz"),
+            )
             r.save(ctx.data_path(f"{name}-seed{seed}"))
             out[name].append(r)
     return out
@@ -85,10 +93,11 @@ def judge(found: dict[str, list[LandscapeResult]], groups: dict[str, Group], s: 
     mean = {k: summarize(roughness(rs)).mean for k, rs in found.items()}
     roughest = max(mean, key=lambda k: mean[k])
     v.check(
-        "roughness (negative-curvature share) " + ", ".join(f"{k} {m:.3f}" for k, m in mean.items())
+        "roughness (negative-curvature share) "
+        + ", ".join(f"{k} {m:.3f}" for k, m in mean.items())
         + f": the roughest is {roughest}",
         roughest == plain,
-    )  # fmt: skip
+    )
     t = greater(roughness(found[plain]), roughness(found[res]))
     v.check(
         f"{plain} {summarize(roughness(found[plain]))} > {res} {summarize(roughness(found[res]))} (p = {t.p:.3g})",
@@ -104,16 +113,25 @@ def figures(found: dict[str, list[LandscapeResult]], s: Settings) -> list[Figure
     mid = s.steps // 2
     return [
         FigureSpec(
-            "images", "Loss surfaces (log10 loss; seed 0), one colour scale", "direction 1", "direction 2",
-            matrices=loss, panel_titles=list(first), contours=True, extent=span,
+            "images",
+            "Loss surfaces (log10 loss; seed 0), one colour scale",
+            "direction 1",
+            "direction 2",
+            matrices=loss,
+            panel_titles=list(first),
+            contours=True,
+            extent=span,
             caption="Li2018 Fig. 5 style: filter-normalized random directions; + marks the trained weights.",
         ),
         FigureSpec(
-            "lines", "Loss along direction 1 through the trained weights (seed 0)", "α", "loss",
+            "lines",
+            "Loss along direction 1 through the trained weights (seed 0)",
+            "α",
+            "loss",
             [Series(k, [float(a) for a in r.alphas], [float(v) for v in r.loss[:, mid]]) for k, r in first.items()],
             logy=True,
         ),
-    ]  # fmt: skip
+    ]
 
 
 def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
@@ -124,8 +142,10 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
     }
     numbers |= {f"{k} loss at the centre": summarize([r.origin_loss for r in rs]).to_dict() for k, rs in found.items()}
     if s.hessian_iters:
-        numbers |= {f"{k} Hessian |min/max| eigenvalue": summarize([r.hessian_ratio for r in rs]).to_dict()
-                    for k, rs in found.items()}  # fmt: skip
+        numbers |= {
+            f"{k} Hessian |min/max| eigenvalue": summarize([r.hessian_ratio for r in rs]).to_dict()
+            for k, rs in found.items()
+        }
     deep = s.nets.depths[-1]
     plain, res = degradation.label("plain", deep), degradation.label("resnet", deep)
     return STUDY.result(

@@ -124,12 +124,22 @@ def figures(res: list[LesionResult], plain: list[LesionResult], names: tuple[str
         single_deletions_figure([(names[0], res), (names[1], plain)]),
         k_figure([(names[0], res)]),
         FigureSpec(
-            "lines", "Reordering by k random swaps", "Kendall τ of the block order", "test error (%)",
-            series=[Series(names[0], mean_over([r.reorder_tau.mean(axis=1) for r in res]),
-                           mean_over([100 * r.reorder_error.mean(axis=1) for r in res]), None, "solid+markers")],
+            "lines",
+            "Reordering by k random swaps",
+            "Kendall τ of the block order",
+            "test error (%)",
+            series=[
+                Series(
+                    names[0],
+                    mean_over([r.reorder_tau.mean(axis=1) for r in res]),
+                    mean_over([100 * r.reorder_error.mean(axis=1) for r in res]),
+                    None,
+                    "solid+markers",
+                )
+            ],
             panel="k",
         ),
-    ]  # fmt: skip
+    ]
 
 
 def single_deletions_figure(nets: Sequence[tuple[str, list[LesionResult]]]) -> FigureSpec:
@@ -143,11 +153,16 @@ def single_deletions_figure(nets: Sequence[tuple[str, list[LesionResult]]]) -> F
         hlines.append({"y": float(np.mean([100 * r.baseline_error for r in rs])), "label": f"{name}, nothing deleted"})
     first = nets[0][1][0]
     return FigureSpec(
-        "bars", "Test error after deleting one block", "deleted block", "test error (%)", series,
-        categories=[str(i) for i in blocks], hlines=[*hlines, {"y": CHANCE_10, "label": "chance"}],
+        "bars",
+        "Test error after deleting one block",
+        "deleted block",
+        "test error (%)",
+        series,
+        categories=[str(i) for i in blocks],
+        hlines=[*hlines, {"y": CHANCE_10, "label": "chance"}],
         marks=[float(i) for i in np.flatnonzero(first.downsampling)],
         caption="Shaded: downsampling blocks of the first net.",
-    )  # fmt: skip
+    )
 
 
 def k_figure(nets: Sequence[tuple[str, list[LesionResult]]]) -> FigureSpec:

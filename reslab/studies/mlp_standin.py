@@ -32,13 +32,26 @@ class StandIn:
 
     def config(self, variant: dict[str, Any], seed: int) -> TrainConfig:
         options = {
-            "depth": self.units, "width": self.width, "layers_per_block": 2, "norm": "bn",
-            "shortcut": "identity", "order": "preact", **self.base, **variant,
-        }  # fmt: skip
+            "depth": self.units,
+            "width": self.width,
+            "layers_per_block": 2,
+            "norm": "bn",
+            "shortcut": "identity",
+            "order": "preact",
+            **self.base,
+            **variant,
+        }
         return run_config(
-            "mlp_residual", self.recipe, seed, options, self.data_options, eval_train_size=self.eval_train_size,
-            log_every=self.log_every, eval_every=0, convergence_check=True,
-        )  # fmt: skip
+            "mlp_residual",
+            self.recipe,
+            seed,
+            options,
+            self.data_options,
+            eval_train_size=self.eval_train_size,
+            log_every=self.log_every,
+            eval_every=0,
+            convergence_check=True,
+        )
 
     def describe(self) -> str:
         return (
@@ -58,10 +71,11 @@ class VariantSettings:
         if self.standin is not None:
             return [self.standin.config(options, seed) for seed in seeds]
         return [
-            run_config("resnet110", self.paper_recipe, seed, options, data="cifar10", eval_every=2000,
-                       convergence_check=True)
+            run_config(
+                "resnet110", self.paper_recipe, seed, options, data="cifar10", eval_every=2000, convergence_check=True
+            )
             for seed in seeds
-        ]  # fmt: skip
+        ]
 
     def setup(self, seeds: Sequence[int], paper_models: str) -> dict:
         """The report's "what was run"."""

@@ -102,17 +102,44 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
     logs = np.log10(np.array([r.magnitude for r in results], dtype=float))
     centre, spread = logs.mean(axis=0), logs.std(axis=0, ddof=1) if len(logs) > 1 else np.zeros(logs.shape[1])
     figures = [
-        FigureSpec("lines", "(a) Distribution of path length", "path length", "share of paths",
-                   [Series("Binomial(n, 1/2)", lengths, list(results[0].path_share))], panel="veit6"),
-        FigureSpec("lines", "(b) Gradient magnitude per path", "path length", "gradient magnitude",
-                   [Series(f"ResNet-{depth}", lengths, list(10**centre), style="solid+markers",
-                           lower=list(10 ** (centre - spread)), upper=list(10 ** (centre + spread)))],
-                   logy=True, panel="veit6", caption="Geometric mean over seeds; band: × or ÷ the geometric std."),
-        FigureSpec("lines", "(c) Total gradient per length", "path length", "share of total gradient",
-                   [Series(f"ResNet-{depth}", lengths, mean("contribution_share"))], panel="veit6",
-                   marks=[float(results[0].effective_range[0]), float(results[0].effective_range[1])],
-                   caption=f"Marks: the effective range holding {SHARE:.0%} of the total (seed 0)."),
-    ]  # fmt: skip
+        FigureSpec(
+            "lines",
+            "(a) Distribution of path length",
+            "path length",
+            "share of paths",
+            [Series("Binomial(n, 1/2)", lengths, list(results[0].path_share))],
+            panel="veit6",
+        ),
+        FigureSpec(
+            "lines",
+            "(b) Gradient magnitude per path",
+            "path length",
+            "gradient magnitude",
+            [
+                Series(
+                    f"ResNet-{depth}",
+                    lengths,
+                    list(10**centre),
+                    style="solid+markers",
+                    lower=list(10 ** (centre - spread)),
+                    upper=list(10 ** (centre + spread)),
+                )
+            ],
+            logy=True,
+            panel="veit6",
+            caption="Geometric mean over seeds; band: × or ÷ the geometric std.",
+        ),
+        FigureSpec(
+            "lines",
+            "(c) Total gradient per length",
+            "path length",
+            "share of total gradient",
+            [Series(f"ResNet-{depth}", lengths, mean("contribution_share"))],
+            panel="veit6",
+            marks=[float(results[0].effective_range[0]), float(results[0].effective_range[1])],
+            caption=f"Marks: the effective range holding {SHARE:.0%} of the total (seed 0).",
+        ),
+    ]
     numbers = {
         "blocks n": n,
         "mean path length n/2": n / 2,

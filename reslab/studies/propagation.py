@@ -133,11 +133,28 @@ def figures(ratios: dict, s: Settings) -> list[FigureSpec]:
         for fam, (label, _) in FAMILIES.items():
             with np.errstate(divide="ignore"):
                 series.append(Series(label, xs, [float(v) for v in np.exp(np.log(ratios[fam, sc]).mean(axis=0))]))
-        out.append(FigureSpec("lines", f"‖∂E/∂x_l‖ / ‖∂E/∂x_L‖, branches scaled by s = {sc:g}", "unit l", "ratio",
-                              series, logy=True, hlines=[{"y": 1.0, "label": "1"}], panel="ratio"))  # fmt: skip
+        out.append(
+            FigureSpec(
+                "lines",
+                f"‖∂E/∂x_l‖ / ‖∂E/∂x_L‖, branches scaled by s = {sc:g}",
+                "unit l",
+                "ratio",
+                series,
+                logy=True,
+                hlines=[{"y": 1.0, "label": "1"}],
+                panel="ratio",
+            )
+        )
     share = ratios["identity share", 1.0].mean(axis=0)
-    out.append(FigureSpec("lines", "Identity term's share of the backward signal (identity shortcuts, s = 1)",
-                          "unit l", "‖d_l‖ / (‖d_l‖ + ‖r_l‖)", [Series("identity shortcut", xs, [float(v) for v in share])]))  # fmt: skip
+    out.append(
+        FigureSpec(
+            "lines",
+            "Identity term's share of the backward signal (identity shortcuts, s = 1)",
+            "unit l",
+            "‖d_l‖ / (‖d_l‖ + ‖r_l‖)",
+            [Series("identity shortcut", xs, [float(v) for v in share])],
+        )
+    )
     return out
 
 

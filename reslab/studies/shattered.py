@@ -83,8 +83,17 @@ def curve_figures(r: ShatteredResult) -> list[FigureSpec]:
             rms = float(np.sqrt(np.mean(curve**2))) or 1.0
             series.append(Series(name, grid, [float(x) / rms for x in curve]))
         caption = "Each curve divided by its root mean square (scales differ by orders of magnitude)." if k == 0 else ""
-        out.append(FigureSpec("lines", f"Gradient at depth {d}", "input x", "gradient / its RMS", series,
-                              panel="curves", caption=caption))  # fmt: skip
+        out.append(
+            FigureSpec(
+                "lines",
+                f"Gradient at depth {d}",
+                "input x",
+                "gradient / its RMS",
+                series,
+                panel="curves",
+                caption=caption,
+            )
+        )
     return out
 
 
@@ -98,8 +107,10 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
     v = judge(r)
     depths = [float(d) for d in r.depths]
     label = {f: FAMILIES[f].description for f in r.families}
-    corr = [Series(label[f], depths, [float(x) for x in r.lag1[i]], [float(x) for x in r.lag1_std[i]])
-            for i, f in enumerate(r.families)]  # fmt: skip
+    corr = [
+        Series(label[f], depths, [float(x) for x in r.lag1[i]], [float(x) for x in r.lag1_std[i]])
+        for i, f in enumerate(r.families)
+    ]
     for i, f in enumerate(r.families):
         if np.isfinite(r.theory[i]).any() and FAMILIES[f].theory != "1":
             corr.append(
@@ -110,17 +121,23 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
     figures = [
         *curve_figures(r),
         FigureSpec(
-            "images", f"Gradient covariance over seeds at depth {int(r.detail_depths[deep_k])}", "input", "input",
+            "images",
+            f"Gradient covariance over seeds at depth {int(r.detail_depths[deep_k])}",
+            "input",
+            "input",
             matrices=[r.covariance[fi, deep_k].tolist(), r.covariance[ri, deep_k].tolist()],
             panel_titles=["feedforward + BN", "residual + BN"],
         ),
         FigureSpec("lines", "Neighbour correlation of the gradient vs depth", "depth", "lag-1 correlation", corr),
         FigureSpec(
-            "lines", "Power-spectrum slope vs depth (brown −2, white 0)", "depth", "slope",
+            "lines",
+            "Power-spectrum slope vs depth (brown −2, white 0)",
+            "depth",
+            "slope",
             [Series(label[f], depths, [float(x) for x in r.slope[i]]) for i, f in enumerate(r.families)],
             hlines=[{"y": -2.0, "label": "brown"}, {"y": 0.0, "label": "white"}],
         ),
-    ]  # fmt: skip
+    ]
     numbers = {}
     for f in r.families:
         for d in sorted({1, 8, 24, deep} & set(int(x) for x in r.depths)):

@@ -100,8 +100,11 @@ def analyze(ctx: StudyContext, s: VariantSettings) -> StudyResult:
     numbers = group_numbers(groups.values())
     numbers |= {f"{g.label} fails": g.summary().mean > FAIL_AT for g in groups.values()}
     mean = {k: g.summary().mean for k, g in groups.items()}
-    figure = group_bars("Training and test error by shortcut (He2016 Table 1)", list(groups.values()),
-                        hlines=[{"y": FAIL_AT, "label": "fail threshold"}])  # fmt: skip
+    figure = group_bars(
+        "Training and test error by shortcut (He2016 Table 1)",
+        list(groups.values()),
+        hlines=[{"y": FAIL_AT, "label": "fail threshold"}],
+    )
     return STUDY.result(
         ctx,
         judge(groups),

@@ -62,24 +62,56 @@ class Settings:
 
 SETTINGS = {
     "smoke": Settings(
-        depths=(2,), model={"d_model": 16, "heads": 2, "d_ff": 32},
+        depths=(2,),
+        model={"d_model": 16, "heads": 2, "d_ff": 32},
         data_options={"seq_len": 9, "vocab": 8, "train_size": 256, "val_size": 64, "test_size": 64},
-        recipe=Recipe(optimizer="adamw", lr=1e-3, steps=8, batch_size=32, schedule="wsd", warmup="linear",
-                      warmup_steps=2, momentum=0.0, weight_decay=0.01),
+        recipe=Recipe(
+            optimizer="adamw",
+            lr=1e-3,
+            steps=8,
+            batch_size=32,
+            schedule="wsd",
+            warmup="linear",
+            warmup_steps=2,
+            momentum=0.0,
+            weight_decay=0.01,
+        ),
     ),
     "quick": Settings(
-        depths=(12,), model={"d_model": 32, "heads": 2, "d_ff": 64},
+        depths=(12,),
+        model={"d_model": 32, "heads": 2, "d_ff": 64},
         data_options={"seq_len": 13, "vocab": 16, "train_size": 5000, "val_size": 500, "test_size": 500},
-        recipe=Recipe(optimizer="adamw", lr=1e-3, betas=(0.9, 0.98), steps=1000, batch_size=64, schedule="wsd",
-                      warmup="linear", warmup_steps=100, momentum=0.0, weight_decay=0.01),
+        recipe=Recipe(
+            optimizer="adamw",
+            lr=1e-3,
+            betas=(0.9, 0.98),
+            steps=1000,
+            batch_size=64,
+            schedule="wsd",
+            warmup="linear",
+            warmup_steps=100,
+            momentum=0.0,
+            weight_decay=0.01,
+        ),
     ),
     "full": Settings(
-        depths=(6, 12, 24), model={"d_model": 128, "heads": 4, "d_ff": 512},
+        depths=(6, 12, 24),
+        model={"d_model": 128, "heads": 4, "d_ff": 512},
         data_options={"seq_len": 33, "vocab": 64},
-        recipe=Recipe(optimizer="adamw", lr=1e-3, betas=(0.9, 0.98), steps=20_000, batch_size=128, schedule="wsd",
-                      warmup="linear", warmup_steps=2000, momentum=0.0, weight_decay=0.01),
+        recipe=Recipe(
+            optimizer="adamw",
+            lr=1e-3,
+            betas=(0.9, 0.98),
+            steps=20_000,
+            batch_size=128,
+            schedule="wsd",
+            warmup="linear",
+            warmup_steps=2000,
+            momentum=0.0,
+            weight_decay=0.01,
+        ),
     ),
-}  # fmt: skip
+}
 
 
 def label(variant: str, warm: bool, depth: int) -> str:
@@ -90,10 +122,20 @@ def configs(s: Settings, seeds: Sequence[int], variant: str, warm: bool, depth: 
     recipe = s.recipe if warm else s.recipe.replace(warmup="none", warmup_steps=0)
     options = {"depth": depth, "variant": variant, **s.model}
     return [
-        run_config("transformer_preln", recipe, seed, options, s.data_options, data="recall", eval_train_size=1000,
-                   log_every=20, eval_every=100, convergence_check=True)
+        run_config(
+            "transformer_preln",
+            recipe,
+            seed,
+            options,
+            s.data_options,
+            data="recall",
+            eval_train_size=1000,
+            log_every=20,
+            eval_every=100,
+            convergence_check=True,
+        )
         for seed in seeds
-    ]  # fmt: skip
+    ]
 
 
 def plan(s: Settings, seeds: Sequence[int]) -> list[TrainConfig]:
@@ -140,15 +182,22 @@ def judge(groups: dict, depth: int, s: Settings) -> Verdict:
 
 def gradients_at_init(ctx: StudyContext, s: Settings, depth: int) -> dict[str, np.ndarray]:
     """Xiong2020 Fig. 3: ‖∂E/∂W‖ of each layer's feed-forward output weights at initialization, mean over seeds."""
-    x, y = eval_data(configs(s, ctx.seeds[:1], "pre-ln", True, depth)[0].replace(data_dir=ctx.data_dir), "train",
-                     s.grad_batch)  # fmt: skip
+    x, y = eval_data(
+        configs(s, ctx.seeds[:1], "pre-ln", True, depth)[0].replace(data_dir=ctx.data_dir), "train", s.grad_batch
+    )
     out = {}
     for variant in ("post-ln", "pre-ln"):
         norms = []
         for seed in ctx.seeds:
             torch.manual_seed(seed)
-            net = create_model("transformer_preln", depth=depth, variant=variant, vocab_size=s.data_options.get("vocab", 16),
-                               seq_len=s.data_options.get("seq_len", 16), **s.model)  # fmt: skip
+            net = create_model(
+                "transformer_preln",
+                depth=depth,
+                variant=variant,
+                vocab_size=s.data_options.get("vocab", 16),
+                seq_len=s.data_options.get("seq_len", 16),
+                **s.model,
+            )
             r = gradient_norms(net.train(), x, y)
             norms.append(r.weight_grad_norms[_ff_outputs(r.layer_names)])
         out[variant] = np.mean(norms, axis=0)
@@ -174,13 +223,24 @@ def figures(groups: dict, grads: dict[str, np.ndarray], depth: int) -> list[Figu
             curves.append(Series(g.label.rsplit(",", 1)[0], steps, loss, style="solid" if warm else "dashed"))
     layers = [float(i + 1) for i in range(len(next(iter(grads.values()))))]
     return [
-        FigureSpec("lines", f"Training loss, {depth}-layer encoders (dashed: no warm-up)", "iterations",
-                   "cross-entropy", curves, logy=True),
-        FigureSpec("lines", "Gradient norm of each layer's feed-forward output weights at initialization",
-                   "layer", "‖∂E/∂W‖", [Series(VARIANTS[v], layers, [float(x) for x in n], style="solid+markers")
-                                          for v, n in grads.items()], logy=True),
+        FigureSpec(
+            "lines",
+            f"Training loss, {depth}-layer encoders (dashed: no warm-up)",
+            "iterations",
+            "cross-entropy",
+            curves,
+            logy=True,
+        ),
+        FigureSpec(
+            "lines",
+            "Gradient norm of each layer's feed-forward output weights at initialization",
+            "layer",
+            "‖∂E/∂W‖",
+            [Series(VARIANTS[v], layers, [float(x) for x in n], style="solid+markers") for v, n in grads.items()],
+            logy=True,
+        ),
         group_bars(f"Final error, {depth}-layer encoders", list(groups.values())),
-    ]  # fmt: skip
+    ]
 
 
 def analyze(ctx: StudyContext, s: Settings) -> StudyResult:

@@ -76,18 +76,29 @@ class Settings:
 
 SETTINGS = {
     "smoke": Settings(
-        depth=10, width=32, batch=16, train_width=16, recipe=Recipe(steps=6, batch_size=32, schedule="wsd"),
+        depth=10,
+        width=32,
+        batch=16,
+        train_width=16,
+        recipe=Recipe(steps=6, batch_size=32, schedule="wsd"),
         data_options={"train_size": 128, "val_size": 64, "test_size": 64, "image_size": 7},
     ),
     "quick": Settings(
-        depth=50, width=256, batch=128, recipe=Recipe(lr=0.05, steps=400, batch_size=128, schedule="wsd"),
+        depth=50,
+        width=256,
+        batch=128,
+        recipe=Recipe(lr=0.05, steps=400, batch_size=128, schedule="wsd"),
         data_options={"train_size": 500, "val_size": 1000, "test_size": 1000, "image_size": 14},
     ),
     "full": Settings(
-        depth=50, width=256, batch=128, train_width=256, recipe=Recipe(lr=0.05, epochs=20, batch_size=128, schedule="wsd"),
+        depth=50,
+        width=256,
+        batch=128,
+        train_width=256,
+        recipe=Recipe(lr=0.05, epochs=20, batch_size=128, schedule="wsd"),
         data_options={},
     ),
-}  # fmt: skip
+}
 
 
 def configs(s: Settings, seeds: Sequence[int], label: str) -> list[TrainConfig]:
@@ -152,11 +163,14 @@ def figures(results: dict[str, list[GradientNorms]], groups: dict[str, Group], d
         series.append(Series(label, layers, list(logs.mean(axis=0)), list(logs.std(axis=0)) if len(rs) > 1 else None))
     return [
         FigureSpec(
-            "lines", f"Backward signal through a {depth}-layer plain ReLU MLP at initialization",
-            "layer (0 = first hidden layer)", "log10 ‖∂E/∂x_l‖", series,
+            "lines",
+            f"Backward signal through a {depth}-layer plain ReLU MLP at initialization",
+            "layer (0 = first hidden layer)",
+            "log10 ‖∂E/∂x_l‖",
+            series,
         ),
         group_curves(f"Training the {depth}-layer plain MLP", list(groups.values())),
-    ]  # fmt: skip
+    ]
 
 
 def _bn_note(bn_orders: float, depth: int) -> str:

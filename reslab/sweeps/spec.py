@@ -44,8 +44,17 @@ from ..runs.cluster import RunResources, parse_memory
 from ..train import Recipe, TrainConfig, build_model, get_recipe
 from ..train.setup import augmentation
 
-METRICS = ("train_error", "val_error", "test_error", "train_loss", "val_loss", "test_loss", "wall_time_s",
-           "img_per_s", "steps")  # fmt: skip
+METRICS = (
+    "train_error",
+    "val_error",
+    "test_error",
+    "train_loss",
+    "val_loss",
+    "test_loss",
+    "wall_time_s",
+    "img_per_s",
+    "steps",
+)
 DEFAULT_METRICS = ("train_error", "val_error", "test_error")
 SWEEP_KEYS = ("name", "axes", "seeds", "metrics", "resources")
 RUN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "seed")
@@ -212,9 +221,10 @@ def _check_field(src: _Source, name: str, where: tuple) -> None:
     if group == "recipe":
         raise src.error(where, f"{rest!r} is not a recipe field; recipe fields: {', '.join(RECIPE_FIELDS)}")
     raise src.error(
-        where, f"{name!r} is not a field of a run: name one of {', '.join(PLAIN_FIELDS)}, recipe.FIELD, "
+        where,
+        f"{name!r} is not a field of a run: name one of {', '.join(PLAIN_FIELDS)}, recipe.FIELD, "
         "model_options.KEY or data_options.KEY",
-    )  # fmt: skip
+    )
 
 
 def _axis(src: _Source, name: str, values: Any) -> Axis:

@@ -97,8 +97,12 @@ def to_json(sweep: Sweep, cells: list[CellSummary], percent: dict[str, bool]) ->
         "percent": percent,
         "axes": [{"name": a.name, "labels": list(a.labels), "numbers": a.numbers} for a in sweep.axes],
         "cells": [
-            {"labels": c.labels, "runs": c.run_ids, "diverged": c.diverged,
-             "stats": {m: s.to_dict() for m, s in c.stats.items()}}
+            {
+                "labels": c.labels,
+                "runs": c.run_ids,
+                "diverged": c.diverged,
+                "stats": {m: s.to_dict() for m, s in c.stats.items()},
+            }
             for c in cells
         ],
-    }  # fmt: skip
+    }

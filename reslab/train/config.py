@@ -109,8 +109,10 @@ class TrainConfig:
         if not isinstance(self.ranks, int) or isinstance(self.ranks, bool) or self.ranks < 1:
             raise ConfigError(f"ranks must be an integer >= 1, got {self.ranks!r}")
         if self.recipe.batch_size % self.ranks:
-            raise ConfigError(f"the batch of {self.recipe.batch_size} cannot be split evenly across {self.ranks} "
-                              "ranks; give a batch size that is a multiple of --nproc_per_node")  # fmt: skip
+            raise ConfigError(
+                f"the batch of {self.recipe.batch_size} cannot be split evenly across {self.ranks} "
+                "ranks; give a batch size that is a multiple of --nproc_per_node"
+            )
         if self.sync_bn and self.ranks == 1:
             raise ConfigError("--sync-bn applies to a run across processes (torchrun --nproc_per_node=N, N > 1)")
         if self.convergence_check and self.ranks > 1:

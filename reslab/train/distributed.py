@@ -91,11 +91,15 @@ def check(config_ranks: int, sync_bn: bool, device: torch.device, ranks: Ranks) 
     """The run's config asks for the ranks it runs on."""
     if config_ranks != ranks.world:
         how = f"torchrun --nproc_per_node={config_ranks} -m reslab train" if config_ranks > 1 else "reslab train"
-        raise ConfigError(f"this run trains in {config_ranks} process(es) (its config says ranks: {config_ranks}), "
-                          f"not {ranks.world}: start it with {how}")  # fmt: skip
+        raise ConfigError(
+            f"this run trains in {config_ranks} process(es) (its config says ranks: {config_ranks}), "
+            f"not {ranks.world}: start it with {how}"
+        )
     if sync_bn and device.type != "cuda":
-        raise ConfigError("--sync-bn needs GPUs (SyncBatchNorm runs on CUDA only); on CPUs each rank keeps its "
-                          "own BatchNorm statistics, as without --sync-bn")  # fmt: skip
+        raise ConfigError(
+            "--sync-bn needs GPUs (SyncBatchNorm runs on CUDA only); on CPUs each rank keeps its "
+            "own BatchNorm statistics, as without --sync-bn"
+        )
     if ranks.active and device.type == "cuda" and device.index is not None:
         raise ConfigError("under torchrun each rank trains on its own GPU (LOCAL_RANK): use --device cuda or auto")
 
