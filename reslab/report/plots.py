@@ -149,6 +149,8 @@ def _legend(ax, handles, labels) -> None:
 
 
 def _labels(ax, spec: FigureSpec) -> None:
+    if spec.ylim:
+        ax.set_ylim(*spec.ylim)
     if spec.title:
         ax.set_title(_t(spec.title), loc="left")
     ax.set_xlabel(_t(spec.xlabel))

@@ -31,8 +31,8 @@ CLAIM = (
 RULE = (
     "Training error is measured at the end in eval mode on a fixed training subset; a diverged run counts "
     f"as 90%. Precondition: the deepest plain and the shallowest residual net, whose further training could "
-    f"overturn a check, converged (the schedule twice as long lowered their training error by less than "
-    f"{GAIN_POINTS:g} points, mean over seeds). Holds when (1) the deepest plain net's training error "
+    f"overturn a check, converged (the schedule twice as long lowered their training error by significantly "
+    f"less than {GAIN_POINTS:g} points, one-sided t-test over seeds). Holds when (1) the deepest plain net's training error "
     f"exceeds the shallowest plain net's (one-sided Welch t-test over seeds, p < {ALPHA}), (2) the deepest "
     "residual net's training error is below the deepest plain net's (same test), (3) the residual depth gap "
     "(deep − shallow) is smaller than the plain one, and at full scale (4) the deepest residual net trains no "
@@ -209,8 +209,10 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
         "He2015 Fig. 1 style: training error (solid, training batches) and validation error (dashed), mean over seeds."
     )
     figures = [
-        group_curves("plain nets", [groups[label("plain", d)] for d in s.depths], panel="curves", caption=caption),
-        group_curves("ResNets", [groups[label("resnet", d)] for d in s.depths], panel="curves"),
+        group_curves(
+            "plain nets", [groups[label("plain", d)] for d in s.depths], panel="curves", caption=caption, ylim=[0, 100]
+        ),
+        group_curves("ResNets", [groups[label("resnet", d)] for d in s.depths], panel="curves", ylim=[0, 100]),
         group_bars("Final training and test error", ordered),
     ]
     setup = {

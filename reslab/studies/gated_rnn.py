@@ -29,7 +29,7 @@ from .verdict import Verdict
 TRIVIAL = 1 / 6  # MSE of predicting the mean (1) of the sum of two U(0, 1) numbers
 SOLVED = 0.2  # × TRIVIAL: "far below the trivial error"
 UNSOLVED = 0.5  # × TRIVIAL: "does not learn it"
-GAIN_MSE = 0.01  # converged: the schedule twice as long lowered the MSE by less than this
+GAIN_MSE = 0.01  # converged: the schedule twice as long lowered the MSE by significantly less than this
 DECAY_RATIO = 5.0  # the tanh RNN's gradient falls at least this many times faster per step
 CELLS = {"tanh": ("rnn_tanh", "tanh RNN"), "gru": ("gru", "GRU"), "lstm": ("lstm", "LSTM")}
 CLAIM = (
@@ -39,7 +39,7 @@ CLAIM = (
 )
 RULE = (
     f"Final training MSE (a diverged run counts as the trivial {TRIVIAL:.3f}), per seed. Precondition: the nets at the "
-    f"longest length (what (1) and (2) measure) converged (the schedule twice as long lowered its MSE by less than {GAIN_MSE:g}). Holds when at the longest "
+    f"longest length (what (1) and (2) measure) converged (the schedule twice as long lowered its MSE by significantly less than {GAIN_MSE:g}, one-sided t-test over seeds). Holds when at the longest "
     f"length (1) LSTM and GRU are below {SOLVED:.0%} of the trivial MSE and the tanh RNN above {UNSOLVED:.0%} of it "
     "(means over seeds), and (2) the fitted decay of log10 ‖∂h_T/∂h_t‖ per step of lag, on the trained nets, is at "
     f"least {DECAY_RATIO:g}× steeper for the tanh RNN than for either gated cell."

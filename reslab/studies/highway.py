@@ -35,7 +35,7 @@ CLAIM = (
 RULE = (
     "Final training error (eval mode; a diverged run counts as 90%) at the shallowest and deepest depth, same "
     f"recipe. Precondition: the deepest plain net and the shallowest highway and residual nets, whose further training "
-    f"could overturn a check, converged (the schedule twice as long gained less than {GAIN_POINTS:g} points). Holds when (1) the deepest plain "
+    f"could overturn a check, converged (the schedule twice as long gained significantly less than {GAIN_POINTS:g} points, one-sided t-test over seeds). Holds when (1) the deepest plain "
     f"net's training error is significantly above the shallowest plain net's (one-sided Welch t-test, p < {ALPHA}), "
     f"and (2) the deepest highway and residual nets are each no more than {FLAT:g} points above their shallowest."
 )

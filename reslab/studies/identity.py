@@ -15,7 +15,7 @@ import numpy as np
 from ..probes import IdentitySettings, identity_fitting
 from .base import Study, StudyContext
 from .results import FigureSpec, Series, StudyResult
-from .stats import greater, summarize
+from .stats import below, greater, summarize
 from .verdict import Verdict
 
 CLAIM = (
@@ -27,7 +27,8 @@ ATOL, RTOL = 0.02, 0.1  # converged: doubling the budget lowers the error by at 
 RULE = (
     "Remaining mean squared error on held-out inputs (the target's variance is 1) after the same optimizer "
     "budget, per seed. Precondition: the plain stack at the deepest k, whose further training could overturn "
-    f"both checks, converged (the budget twice as long lowered its mean error by at most {ATOL:g} + {RTOL:.0%} of it). Holds when (1) the plain stack's error at the deepest k is "
+    f"both checks, converged (the budget twice as long lowered its error by significantly less than {ATOL:g} + {RTOL:.0%} "
+    "of it, one-sided t-test over seeds). Holds when (1) the plain stack's error at the deepest k is "
     "significantly above its error at the smallest k (one-sided Welch t-test over seeds, p < 0.05), and (2) at "
     f"the deepest k the plain stack's mean error is at least {FACTOR:.0f}× the residual stack's."
 )
@@ -54,19 +55,21 @@ SETTINGS = {
 
 def _converged(v: Verdict, r) -> None:
     """The precondition: the plain stack at the deepest k (whose further training could overturn both
-    checks) gained little from a budget twice as long; every stack's gain is listed."""
+    checks) gained significantly less than the tolerance from a budget twice as long; every stack's
+    means are listed."""
     full, half = r.errors.mean(axis=2), r.half_errors.mean(axis=2)  # (F, K)
     p = r.families.index("plain")
-    ok = half[p, -1] - full[p, -1] <= ATOL + RTOL * full[p, -1]
+    tolerance = ATOL + RTOL * full[p, -1]
+    test = below(list(r.half_errors[p, -1] - r.errors[p, -1]), tolerance)
     listing = ", ".join(
         f"{fam} k = {int(k)} {half[f, j]:.3g} → {full[f, j]:.3g}"
         for f, fam in enumerate(r.families)
         for j, k in enumerate(r.ks)
     )
     v.require(
-        f"converged: the budget twice as long lowered the plain stack's error at k = {int(r.ks[-1])} by at most "
-        f"{ATOL:g} + {RTOL:.0%} of it (half → full budget: {listing})",
-        bool(ok),
+        f"converged: the budget twice as long lowered the plain stack's error at k = {int(r.ks[-1])} by significantly "
+        f"less than {ATOL:g} + {RTOL:.0%} of it = {tolerance:.3g} (p = {test.p:.2g}; half → full budget: {listing})",
+        test.outcome(),
     )
 
 

@@ -121,7 +121,7 @@ def judge(res: list[LesionResult], plain: list[LesionResult], groups, names: tup
 
 def figures(res: list[LesionResult], plain: list[LesionResult], names: tuple[str, str]) -> list[FigureSpec]:
     return [
-        single_deletions_figure([(names[0], res), (names[1], plain)]),
+        *single_deletion_figures([(names[0], res), (names[1], plain)]),
         k_figure([(names[0], res)]),
         FigureSpec(
             "lines",
@@ -142,26 +142,33 @@ def figures(res: list[LesionResult], plain: list[LesionResult], names: tuple[str
     ]
 
 
-def single_deletions_figure(nets: Sequence[tuple[str, list[LesionResult]]]) -> FigureSpec:
-    """Veit2016 Fig. 3: test error with each block deleted, one bar group per block position."""
-    n = max(rs[0].num_blocks for _, rs in nets)
-    blocks = list(range(n))
+def single_deletion_figures(nets: Sequence[tuple[str, list[LesionResult]]]) -> list[FigureSpec]:
+    """Veit2016 Fig. 3: test error with each block deleted. Nets of one architecture share one bar
+    chart (a bar group per block); nets of different lengths get a panel each, side by side."""
+    if len({rs[0].num_blocks for _, rs in nets}) == 1:
+        return [_deletion_bars("Test error after deleting one block", nets)]
+    return [_deletion_bars(f"{name}: one block deleted", [(name, rs)], panel="single") for name, rs in nets]
+
+
+def _deletion_bars(title: str, nets: Sequence[tuple[str, list[LesionResult]]], panel: str = "") -> FigureSpec:
+    n = nets[0][1][0].num_blocks
     series, hlines = [], []
     for name, rs in nets:
-        rows = [np.pad(100 * r.single_error, (0, n - r.num_blocks), constant_values=np.nan) for r in rs]
-        series.append(Series(name, blocks, mean_over(rows), std_over(rows)))
+        rows = [100 * r.single_error for r in rs]
+        series.append(Series(name, list(range(n)), mean_over(rows), std_over(rows)))
         hlines.append({"y": float(np.mean([100 * r.baseline_error for r in rs])), "label": f"{name}, nothing deleted"})
-    first = nets[0][1][0]
+    hlines = hlines if len(nets) == 1 else hlines[:1]  # one baseline line is readable; the rest are in the numbers
     return FigureSpec(
         "bars",
-        "Test error after deleting one block",
+        title,
         "deleted block",
         "test error (%)",
         series,
-        categories=[str(i) for i in blocks],
+        categories=[str(i) for i in range(n)],
         hlines=[*hlines, {"y": CHANCE_10, "label": "chance"}],
-        marks=[float(i) for i in np.flatnonzero(first.downsampling)],
-        caption="Shaded: downsampling blocks of the first net.",
+        marks=[float(i) for i in np.flatnonzero(nets[0][1][0].downsampling)],
+        caption="Shaded: blocks that change the shape." if nets[0][1][0].downsampling.any() else "",
+        panel=panel,
     )
 
 

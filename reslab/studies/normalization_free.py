@@ -32,7 +32,7 @@ CLAIM = (
 )
 RULE = (
     "Final training error (eval mode, fixed training subset; a diverged run counts as 90%) at the degradation "
-    f"study's deepest depth, same recipe. Precondition: every net converged (the schedule twice as long gained less than {GAIN_POINTS:g} points). Holds "
+    f"study's deepest depth, same recipe. Precondition: every net converged (the schedule twice as long gained significantly less than {GAIN_POINTS:g} points, one-sided t-test over seeds). Holds "
     f"when (1) the plain net without BN fails (> {FAILS:g}%) or is significantly worse than the BN residual net by "
     f"more than {CLOSE:g} points (one-sided Welch t-test, p < {ALPHA}), and (2) each of Fixup, SkipInit and ReZero "
     f"is within {CLOSE:g} points of the BN residual net (mean over seeds)."

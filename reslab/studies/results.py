@@ -51,6 +51,7 @@ class FigureSpec:
     panel_titles: list[str] | None = None
     contours: bool = False
     extent: list[float] | None = None
+    ylim: list[float] | None = None  # [low, high]: panels that must be compared by eye share it
     logx: bool = False
     logy: bool = False
     hlines: list[dict[str, Any]] = field(default_factory=list)  # [{"y": 90, "label": "chance"}]

@@ -31,7 +31,7 @@ FAIL_AT = 50.0  # % training error at the end above which a run "fails" (He2016 
 RULE = (
     "Final training error (eval mode, fixed training subset; a diverged run counts as 90%). Precondition: "
     "every variant but the identity, whose further training could overturn a check, converged (the schedule "
-    f"twice as long gained less than {GAIN_POINTS:g} points). Holds when "
+    f"twice as long gained significantly less than {GAIN_POINTS:g} points, one-sided t-test over seeds). Holds when "
     "(1) no variant reaches a significantly lower training error than the identity shortcut (one-sided "
     f"Welch t-test over seeds, p < {ALPHA}), and (2) constant scaling (λ = 0.5) and dropout (0.5) on the "
     f"shortcut each either fail (mean training error > {FAIL_AT:.0f}%) or are significantly worse than "

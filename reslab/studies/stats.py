@@ -114,3 +114,19 @@ def greater(a: Sequence[float], b: Sequence[float]) -> Comparison:
     t = diff / se
     df = (va + vb) ** 2 / ((va**2 / (sa.n - 1) if va else 0.0) + (vb**2 / (sb.n - 1) if vb else 0.0))
     return Comparison(diff, t, df, t_sf(t, df))
+
+
+def below(values: Sequence[float], bound: float) -> Comparison:
+    """Is the mean of ``values`` below ``bound``? One-sample t-test, one-sided.
+
+    With a single value there is no variance estimate (p is NaN); values without spread are
+    below the bound exactly when their mean is.
+    """
+    s = summarize(values)
+    diff = bound - s.mean
+    if s.n < 2:
+        return Comparison(diff, math.nan, math.nan, math.nan)
+    if s.std == 0.0:
+        return Comparison(diff, math.copysign(math.inf, diff) if diff else 0.0, math.inf, 0.0 if diff > 0 else 1.0)
+    t = diff / (s.std / math.sqrt(s.n))
+    return Comparison(diff, t, s.n - 1, t_sf(t, s.n - 1))

@@ -32,8 +32,8 @@ CLAIM = (
 )
 RULE = (
     "Test error after deleting blocks at test time, on the degradation study's deepest residual net trained "
-    "normally and with drop-path (linear decay to p_L at the last block). Precondition: both converged (the schedule twice as long gained less than "
-    f"{GAIN_POINTS:g} points). Holds when (1) the median increase over single deletions of non-downsampling blocks "
+    "normally and with drop-path (linear decay to p_L at the last block). Precondition: both converged (the schedule twice as long gained significantly "
+    f"less than {GAIN_POINTS:g} points, one-sided t-test over seeds). Holds when (1) the median increase over single deletions of non-downsampling blocks "
     f"is smaller with drop-path, and (2) so is the mean increase over k random deletions (each a one-sided Welch "
     f"t-test over seeds, p < {ALPHA})."
 )
@@ -99,7 +99,7 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
         numbers=numbers,
         key_number=f"delete one block: normal +{summarize(increases(normal)[0]).mean:.1f}, drop-path "
         f"+{summarize(increases(dropped)[0]).mean:.1f} points (median)",
-        figures=[lesion.single_deletions_figure(nets), lesion.k_figure(nets)],
+        figures=[*lesion.single_deletion_figures(nets), lesion.k_figure(nets)],
         setup={
             "models": f"the degradation study's {name}, trained normally and with drop-path p_L = {s.drop_path:g}",
             "data": f"{s.lesions.test_size or 'all'} test images",

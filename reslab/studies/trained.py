@@ -19,10 +19,11 @@ from ..train import TrainConfig
 from .base import StudyContext
 from .common import CHANCE_10, error_bars, summary_dict, training_curves
 from .results import FigureSpec
-from .stats import Summary, summarize
+from .stats import Summary, below, summarize
 from .verdict import Verdict
 
 GAIN_POINTS = 2.0  # percentage points the schedule twice as long may still gain: "converged"
+ALPHA = 0.05  # ... significantly less than that, over seeds
 
 
 @dataclass
@@ -48,10 +49,12 @@ class Group:
             out.append(math.nan if half is None else self._value(half, key))
         return out
 
+    def gains(self) -> list[float]:
+        """Per seed, what the schedule twice as long gained (half − full); NaN without the check."""
+        return [h - f for h, f in zip(self.half(), self.final())]
+
     def gain(self) -> float:
-        """Mean over seeds of what the schedule twice as long gained (half − full); NaN without the check."""
-        pairs = [(h, f) for h, f in zip(self.half(), self.final())]
-        return summarize([h - f for h, f in pairs]).mean
+        return summarize(self.gains()).mean
 
     def summary(self, key: str = "train_error") -> Summary:
         return summarize(self.final(key))
@@ -85,31 +88,32 @@ def converged(
     unit: str = "points",
 ) -> bool | None:
     """The precondition of a claim about trained nets: each ``decisive`` group converged, i.e. the
-    schedule twice as long lowered its final training error (mean over seeds) by less than
-    ``tolerance``. Decisive are the nets whose further training could overturn a check: training
-    longer lowers a net's error, so for "A trains worse than B" that is A (B's further training
-    only widens the gap); a net a probe analyses after training is decisive too. The ``others``'
-    gains are listed beside them.
+    schedule twice as long lowered its final training error by significantly less than
+    ``tolerance`` (one-sided t-test over seeds, p < ``ALPHA``: a net that some seeds still train
+    is not converged). Decisive are the nets whose further training could overturn a check:
+    training longer lowers a net's error, so for "A trains worse than B" that is A (B's further
+    training only widens the gap); a net a probe analyses after training is decisive too. The
+    ``others``' gains are listed beside them.
     """
     decisive, others = list(decisive), list(others)
-    gains = {g.label: g.gain() for g in decisive}
-    undecided = [k for k, x in gains.items() if math.isnan(x)]
+    tests = {g.label: below(g.gains(), tolerance) for g in decisive}
     listed = "; others: " + ", ".join(f"{g.label} {g.gain():+.2f}" for g in others) if others else ""
-    if undecided:
-        return v.require(f"converged: no shorter-schedule result for {', '.join(undecided)}", None)
     for g in decisive:
-        if g.gain() >= tolerance:
+        if not tests[g.label].outcome(ALPHA):
             half, full = summarize(g.half()).mean, g.summary().mean
             v.notes.append(
                 f"{g.label} has not converged: the schedule twice as long lowered its training error from "
-                f"{half:.3g} to {full:.3g} ({g.gain():+.2f} {unit}), so the verdict waits for a longer schedule "
-                "or a smaller task."
+                f"{half:.3g} to {full:.3g} (per seed {', '.join(f'{x:+.2f}' for x in g.gains())} {unit}), so the "
+                "verdict waits for a longer schedule or a smaller task."
             )
+    outcomes = [t.outcome(ALPHA) for t in tests.values()]
+    passed = None if None in outcomes else all(outcomes)
     return v.require(
-        f"converged: the schedule twice as long gained less than {tolerance:g} {unit} of training error for "
-        + ", ".join(f"{k} ({x:+.2f})" for k, x in gains.items())
+        f"converged: the schedule twice as long gained significantly less than {tolerance:g} {unit} of training "
+        f"error (p < {ALPHA}) for "
+        + ", ".join(f"{k} ({g.gain():+.2f}, p = {tests[k].p:.2g})" for k, g in zip(tests, decisive))
         + listed,
-        all(x < tolerance for x in gains.values()),
+        passed,
     )
 
 
