@@ -32,6 +32,7 @@ from ..models import count_parameters
 from .callbacks import Callback, TrainContext
 from .checkpoint import CHECKPOINT, load_torch, rng_state, save_torch, set_rng_state
 from .config import TrainConfig
+from .hardware import resolve_precision, use_channels_last
 from .metrics import METRICS, MetricsLog, check_tensorboard, plain_line, summary_line
 from .recipe import lr_at
 from .rundir import MODEL, RESULT, TERMINAL, read_result, write_config
@@ -39,10 +40,8 @@ from .setup import (
     InterruptFlag,
     augmentation,
     build_model,
-    has_conv,
     make_optimizer,
     resolve_device,
-    resolve_precision,
     run_environment,
     total_grad_norm,
 )
@@ -92,7 +91,6 @@ class _Run:
         self.t_start = time.perf_counter()
         r = self.recipe = config.recipe
         self.device = resolve_device(config.device)
-        self.precision = resolve_precision(r.precision, self.device)
         if dataset is None:
             dataset = load_dataset(config.data, config.data_dir, **config.data_options)
         self.ds = dataset
@@ -101,8 +99,8 @@ class _Run:
             raise ConfigError("the he2015 warm-up watches the training error; it needs a classification task")
         torch.manual_seed(config.seed)
         self.model, self.model_options = build_model(config, dataset)
-        self.channels_last = bool(r.channels_last and dataset.is_image and has_conv(self.model))
         self.model.to(self.device)
+        self.channels_last, self.precision = self._fastest_layout_and_precision()
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.model.train()
@@ -134,6 +132,14 @@ class _Run:
         tb_dir = run_dir / "tensorboard" if tensorboard else None
         self.log = MetricsLog(run_dir / METRICS, resume_step, tb_dir)
         self.progress = progress
+
+    def _fastest_layout_and_precision(self) -> tuple[bool, str]:
+        """Channels-last and bf16 (for ``auto``) where they measured faster for this model (``hardware.py``)."""
+        r, ds = self.recipe, self.ds
+        channels_last = bool(r.channels_last and ds.is_image and use_channels_last(self.model, ds.shape))
+        example = ds.train.x[:1].to(self.device)
+        example = example.float() if example.dtype == torch.uint8 else example
+        return channels_last, resolve_precision(r.precision, self.device, self.model, example, r.batch_size)
 
     # --- checkpoints -------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:

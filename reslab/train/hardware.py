@@ -1,0 +1,100 @@
+"""What computes fastest on this machine: a run's precision and its memory layout.
+
+Both rules come from paired measurements (README, "Performance"); they live here alone, and
+the trainer, its evaluation and the probes all ask them.
+
+- ``precision="auto"``: bf16 autocast on a CUDA GPU that supports it. On a CPU, bf16 only
+  where oneDNN (which runs the convolutions and matrix multiplies) computes bf16 natively
+  -- AVX512-BF16 or AMX, not capped below that by ``ONEDNN_MAX_CPU_ISA`` (capped, bf16 was
+  11x *slower* than fp32: emulated) -- and only for a model whose matrix multiplies and
+  convolutions are large enough: below ``BF16_MIN_FLOPS_PER_OP`` per call at the batch
+  size, autocast's casts cost more than bf16 saves (a 20-unit width-64 MLP trained at
+  0.74x fp32's speed in bf16, ResNet-20 on 28x28 at 1.7x). ATen's own vectorization level
+  (``ATEN_CPU_CAPABILITY``) did not matter: capped at AVX2 alone, bf16 kept its 1.6x.
+- channels-last: for a net with 2-D convolutions on images whose first convolution's
+  output (height x width x channels per image) holds at least ``CHANNELS_LAST_MIN_ELEMENTS``
+  values; below that oneDNN's channels-last kernels gained nothing (7x7 images, 4 channels).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode, flop_registry
+
+from ..environment import onednn_isa_cap
+
+BF16_MIN_FLOPS_PER_OP = 4e6  # measured: 1.3 MFLOP/op trained at 0.74x fp32, 17 MFLOP/op at 1.33x
+CHANNELS_LAST_MIN_ELEMENTS = 512  # 7x7x4 = 196 gained nothing; 7x7x16 = 784 gained 1.26x
+# oneDNN ISA caps that still include native bf16 (oneDNN's names, as ONEDNN_MAX_CPU_ISA takes them)
+_BF16_ISAS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16", "AVX10_1_512",
+              "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "AVX10_2_512", "AVX10_2_512_AMX_2", "ALL", "DEFAULT")  # fmt: skip
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True where oneDNN computes bf16 natively: AVX512-BF16 or AMX, no lower ISA cap, oneDNN present."""
+    try:
+        flags = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    except AttributeError:
+        return False
+    cap = onednn_isa_cap()
+    return bool(flags and torch.backends.mkldnn.is_available() and (cap is None or cap in _BF16_ISAS))
+
+
+class _ComputeCalls(TorchDispatchMode):
+    """Counts the calls of operators that ``torch.utils.flop_counter`` has a formula for."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func._overloadpacket in flop_registry:
+            self.calls += 1
+        return func(*args, **(kwargs or {}))
+
+
+def flops_per_op(model: nn.Module, example: torch.Tensor, batch_size: int) -> float:
+    """Mean FLOPs per matrix multiply or convolution of a forward at ``batch_size``.
+
+    Counted on ``example`` (one sample, with its batch dimension) in eval mode without
+    gradients, so nothing in the model changes and no random number is drawn.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as flops, _ComputeCalls() as calls:
+            model(example)
+    finally:
+        model.train(was_training)
+    return flops.get_total_flops() * batch_size / max(calls.calls, 1)
+
+
+def resolve_precision(
+    precision: str, device: torch.device, model: nn.Module | None = None, example: torch.Tensor | None = None,
+    batch_size: int = 1,
+) -> str:  # fmt: skip
+    """``auto`` -> "bf16" or "fp32" by the rule in the module docstring; other values pass through.
+
+    Without ``model`` and ``example`` the CPU rule looks at the hardware alone.
+    """
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type != "cpu" or not cpu_has_fast_bf16():
+        return "fp32"
+    if model is None or example is None:
+        return "bf16"
+    return "bf16" if flops_per_op(model, example, batch_size) >= BF16_MIN_FLOPS_PER_OP else "fp32"
+
+
+def use_channels_last(model: nn.Module, sample_shape: tuple[int, ...]) -> bool:
+    """Channels-last pays for ``model`` on samples of ``sample_shape`` (C, H, W): the rule above."""
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if len(sample_shape) != 3 or not convs:
+        return False
+    first, (height, width) = convs[0], sample_shape[1:]
+    values = first.out_channels * (height // first.stride[0]) * (width // first.stride[1])  # padding aside
+    return values >= CHANNELS_LAST_MIN_ELEMENTS
