@@ -183,3 +183,19 @@ def test_works_on_a_users_own_block_net_with_undeletable_blocks():
     assert np.isnan(result.single_error[:5]).all() and np.isfinite(result.single_error[5])
     assert result.single_error[5] == pytest.approx(_naive_error(net, x, y, range(6), [5]))
     assert result.reorder_k.size == 0
+
+
+def test_channels_last_evaluation_gives_the_same_lesions_and_leaves_the_layout(monkeypatch):
+    from reslab.probes import _evaluation
+
+    torch.manual_seed(0)
+    model = reslab.create_model("resnet20", in_channels=3, image_size=16, widths=(8, 8, 8))
+    gen = torch.Generator().manual_seed(3)
+    x, y = torch.randn(16, 3, 16, 16, generator=gen), torch.randint(10, (16,), generator=gen)
+    assert _evaluation.use_channels_last(model, (3, 16, 16))
+    fast = lesion_study(model, x, y, delete_k=[2], reorder_k=[1], draws=2)
+    assert all(p.is_contiguous() for p in model.parameters())
+    monkeypatch.setattr(_evaluation, "use_channels_last", lambda *a: False)
+    plain = lesion_study(model, x, y, delete_k=[2], reorder_k=[1], draws=2)
+    np.testing.assert_array_equal(fast.single_error, plain.single_error)
+    np.testing.assert_array_equal(fast.delete_error, plain.delete_error)
