@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -153,3 +154,19 @@ class PeakMeter:
 def conditions() -> str:
     """Threads and load: every timing here is wall-clock on CPUs that may be shared."""
     return f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}"
+
+
+@dataclass
+class BenchContext:
+    """What every layer's ``bench`` shares: how long to measure, and one peak for the whole run."""
+
+    quick: bool = False
+    peak: PeakMeter = field(default_factory=PeakMeter)
+    progress: bool = False  # a line on stderr as each measurement starts
+
+    def rounds(self, quick: int, full: int) -> int:
+        return quick if self.quick else full
+
+    def say(self, what: str) -> None:
+        if self.progress:
+            print(f"  {what} ...", file=sys.stderr, flush=True)

@@ -223,12 +223,17 @@ def test_works_on_token_models_with_their_own_loss():
     assert np.isfinite(result.loss).all() and 0 <= result.origin_accuracy <= 1
 
 
-def test_bench_extrapolates_the_grid_time_from_measured_points():
+def test_bench_extrapolates_the_grid_time_and_compares_it_with_the_floor():
+    from reslab.benchmark import BenchContext, PeakMeter
     from reslab.probes.ensemble_bench import _landscape
 
-    m = _landscape(samples=8, steps=21, measured_steps=1)
-    assert m.unit == "s" and m.value > 0 and "extrapolated from 1 measured points" in m.detail
-    assert m.passed == (m.value < 300)
+    peak = 1e11
+    ctx = BenchContext(quick=True, peak=PeakMeter(samples={"fp32": [peak], "bf16": [2 * peak]}))
+    m = _landscape(ctx, samples=8, steps=21)
+    assert m.unit == "s" and m.value > 0 and "extrapolated from 4 measured points" in m.detail
+    floor = 441 * 8 * 61.64e6 / peak  # ResNet-20's forward FLOPs per 28x28 image, at the given peak
+    assert m.ratio == pytest.approx(m.value / floor, rel=0.05) and m.reference.startswith("floor")
+    assert m.passed == (m.ratio <= 2 and m.value < 300)
 
 
 def test_an_interrupted_grid_resumes_after_its_last_finished_row(tmp_path, monkeypatch):
