@@ -9,6 +9,8 @@ import torch
 
 from ..errors import ConfigError
 
+RUNS_PER_GPU = 4  # not measured: no GPU was available where this was written
+
 
 def _common(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--scale", default="quick", choices=("smoke", "quick", "full"), help="default: %(default)s")
@@ -17,7 +19,8 @@ def _common(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--store", default=None, help="run store directory (default: $RESLAB_HOME or ~/.reslab)")
     p.add_argument("--data-dir", default=None, help="where to look for datasets first")
     p.add_argument("--executor", default="local", choices=("local", "ray"), help="default: %(default)s")
-    p.add_argument("--workers", type=int, default=None, help="local worker processes (default: 2 on CPU, 1 per GPU)")
+    p.add_argument("--workers", type=int, default=None,
+                   help=f"local worker processes (default: 1 per CPU core up to 8, {RUNS_PER_GPU} per GPU)")  # fmt: skip
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--force", action="store_true", help="analyse again even if results.json has the study")
 
@@ -35,12 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _default_workers() -> int:
-    """One worker per GPU; on a CPU one single-threaded worker per core, up to 8 (small nets are
+    """``RUNS_PER_GPU`` workers per GPU (the catalogue's small nets leave a large GPU idle: several
+    runs share it); on a CPU one single-threaded worker per core, up to 8 (small nets are
     limited by Python overhead, so processes beat threads)."""
     from ..runs.executors import cores  # on use, so `reslab --help` does not load this layer
 
     if torch.cuda.is_available():
-        return torch.cuda.device_count()
+        return RUNS_PER_GPU * torch.cuda.device_count()
     return max(1, min(8, cores()))
 
 

@@ -12,6 +12,8 @@ import yaml
 from ..data.download import check_data_dir
 from ..errors import ConfigError
 from ..train import Recipe, TrainConfig, get_recipe
+from ..train.config import COMPILE
+from ..train.hardware import COMPILE_MIN_STEPS_CUDA
 from ..train.recipe import PRECISIONS
 
 # recipe fields a flag can set: flag dest -> Recipe field
@@ -48,6 +50,7 @@ CONFIG_FLAGS = (
     "eval_train_size",
     "checkpoint_every",
     "device",
+    "compile",
     *RECIPE_FLAGS,
 )
 
@@ -90,6 +93,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-train-size", type=int, default=5000, help="training images evaluated in eval mode")
     p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (0: at the end only)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda[:N]")
+    p.add_argument("--compile", default="auto", choices=COMPILE,
+                   help=f"torch.compile the training step (auto: on a GPU, for runs of {COMPILE_MIN_STEPS_CUDA:,} "
+                   "steps or more)")  # fmt: skip
     p.add_argument(
         "--out",
         help="put a new run's directory under this folder (indexed all the same); a run stored already stays "
@@ -140,6 +146,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         checkpoint_every=args.checkpoint_every,
         device=args.device,
         data_dir=args.data_dir,
+        compile=args.compile,
     )
 
 
@@ -157,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
         "eval_train_size": 5000,
         "checkpoint_every": 500,
         "device": "auto",
+        "compile": "auto",
         "model_opt": [],
         "data_opt": [],
     }

@@ -11,6 +11,12 @@ the trainer, its evaluation and the probes all ask them.
   size, autocast's casts cost more than bf16 saves (a 20-unit width-64 MLP trained at
   0.74x fp32's speed in bf16, ResNet-20 on 28x28 at 1.7x). ATen's own vectorization level
   (``ATEN_CPU_CAPABILITY``) did not matter: capped at AVX2 alone, bf16 kept its 1.6x.
+- ``torch.compile``: on a CUDA GPU, for runs of at least ``COMPILE_MIN_STEPS_CUDA`` steps,
+  with ``mode="reduce-overhead"`` (CUDA graphs: small nets are bound by kernel launches
+  there). Not on a CPU by default: compiling ResNet-20's step took tens of seconds and
+  gained a few percent (``reslab bench`` measures the break-even), more steps than a
+  CPU-sized run takes. Deterministic runs are not compiled (the kernels it generates may
+  reduce in another order).
 - channels-last: for a net with 2-D convolutions on images whose first convolution's
   output (height x width x channels per image) holds at least ``CHANNELS_LAST_MIN_ELEMENTS``
   values; below that oneDNN's channels-last kernels gained nothing (7x7 images, 4 channels).
@@ -26,6 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode, flop_registry
 from ..environment import onednn_isa_cap
 
 BF16_MIN_FLOPS_PER_OP = 4e6  # measured: 1.3 MFLOP/op trained at 0.74x fp32, 17 MFLOP/op at 1.33x
+COMPILE_MIN_STEPS_CUDA = 2000  # compiling on a GPU takes about a minute; unmeasured here (no GPU)
 CHANNELS_LAST_MIN_ELEMENTS = 512  # 7x7x4 = 196 gained nothing; 7x7x16 = 784 gained 1.26x
 # oneDNN ISA caps that still include native bf16 (oneDNN's names, as ONEDNN_MAX_CPU_ISA takes them)
 _BF16_ISAS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16", "AVX10_1_512",
@@ -98,3 +105,13 @@ def use_channels_last(model: nn.Module, sample_shape: tuple[int, ...]) -> bool:
     first, (height, width) = convs[0], sample_shape[1:]
     values = first.out_channels * (height // first.stride[0]) * (width // first.stride[1])  # padding aside
     return values >= CHANNELS_LAST_MIN_ELEMENTS
+
+
+def compile_mode(setting: str, device: torch.device, total_steps: int, deterministic: bool) -> str | None:
+    """The ``torch.compile`` mode for a run's training step, or None to run it eagerly."""
+    if setting == "off" or (setting == "auto" and deterministic):
+        return None
+    mode = "reduce-overhead" if device.type == "cuda" else "default"
+    if setting == "on":
+        return mode
+    return mode if device.type == "cuda" and total_steps >= COMPILE_MIN_STEPS_CUDA else None

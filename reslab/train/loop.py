@@ -32,7 +32,7 @@ from ..models import count_parameters
 from .callbacks import Callback, TrainContext
 from .checkpoint import CHECKPOINT, load_torch, rng_state, save_torch, set_rng_state
 from .config import TrainConfig
-from .hardware import resolve_precision, use_channels_last
+from .hardware import compile_mode, resolve_precision, use_channels_last
 from .metrics import METRICS, MetricsLog, check_tensorboard, plain_line, summary_line
 from .recipe import lr_at
 from .rundir import MODEL, RESULT, TERMINAL, read_result, write_config
@@ -117,6 +117,7 @@ class _Run:
         )
         self.steps_per_epoch = self.loader.steps_per_epoch
         self.total = r.total_steps(self.steps_per_epoch)
+        self.forward = self._compiled_or_eager_forward()
         k = min(config.eval_train_size, len(dataset.train))
         pick = torch.randperm(len(dataset.train), generator=torch.Generator().manual_seed(0))[:k]
         self.train_eval = dataset.train.take(pick.sort().values) if k else None
@@ -140,6 +141,12 @@ class _Run:
         example = ds.train.x[:1].to(self.device)
         example = example.float() if example.dtype == torch.uint8 else example
         return channels_last, resolve_precision(r.precision, self.device, self.model, example, r.batch_size)
+
+    def _compiled_or_eager_forward(self):
+        """What the training step calls: the model, compiled where that pays (``hardware.compile_mode``);
+        evaluation and checkpoints use the model itself, which shares its weights."""
+        mode = compile_mode(self.config.compile, self.device, self.total, self.config.deterministic)
+        return torch.compile(self.model, mode=mode) if mode else self.model
 
     # --- checkpoints -------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -260,7 +267,7 @@ class _Run:
         x, y = self.loader.next()
         self._set_lr(lr_at(self.recipe, step, self.total, self.warmup.active))
         with autocast(self.device, self.precision):
-            out = self.model(x)
+            out = self.forward(x)
             loss = self.task.loss(out, y)
         wrong, count = self.task.errors(out.detach(), y)
         per_step = self.sync_each_step or self.warmup.active or bool(self.callbacks)
