@@ -6,8 +6,9 @@
   machine is not evidence);
 - ``PeakMeter``: the machine's compute peak per precision, the best of a large matrix
   multiply and a large convolution, sampled between the measured rounds;
-- ``count_flops``: the FLOPs a call computes, counted from the model by
-  ``torch.utils.flop_counter`` (matrix multiplies and convolutions, forward and backward).
+- ``count_flops``: the FLOPs a call computes, counted from the model with
+  ``torch.utils.flop_counter``'s formulas (matrix multiplies and convolutions, forward and
+  backward).
 
 Speed targets are checked by ``reslab bench``, never in timed tests. Each layer that has
 targets provides ``bench(quick) -> list[Measurement]`` in its own ``bench.py``.
@@ -24,7 +25,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
 
 
 @dataclass
@@ -82,11 +84,33 @@ def seconds(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+class FlopCount(TorchDispatchMode):
+    """FLOPs and calls of the operators ``torch.utils.flop_counter`` has a formula for (matrix
+    multiplies, convolutions, attention; forward and backward), 2 per multiply-add.
+
+    Unlike ``FlopCounterMode`` it tracks no modules, so it also counts inside
+    ``torch.autograd.grad`` (which that mode's module hooks refuse).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.flops, self.calls = 0, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            self.flops += int(formula(*args, **kwargs, out_val=out))
+            self.calls += 1
+        return out
+
+
 def count_flops(fn: Callable[[], object]) -> int:
-    """FLOPs of the matrix multiplies and convolutions ``fn`` runs (2 per multiply-add)."""
-    with FlopCounterMode(display=False) as counter:
+    """FLOPs of the matrix multiplies and convolutions ``fn`` runs."""
+    with FlopCount() as counter:
         fn()
-    return int(counter.get_total_flops())
+    return counter.flops
 
 
 PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}

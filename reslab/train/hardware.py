@@ -26,9 +26,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
+from ..benchmark import FlopCount
 from ..environment import onednn_isa_cap
 
 BF16_MIN_FLOPS_PER_OP = 4e6  # measured: 1.3 MFLOP/op trained at 0.74x fp32, 17 MFLOP/op at 1.33x
@@ -49,19 +48,6 @@ def cpu_has_fast_bf16() -> bool:
     return bool(flags and torch.backends.mkldnn.is_available() and (cap is None or cap in _BF16_ISAS))
 
 
-class _ComputeCalls(TorchDispatchMode):
-    """Counts the calls of operators that ``torch.utils.flop_counter`` has a formula for."""
-
-    def __init__(self):
-        super().__init__()
-        self.calls = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func._overloadpacket in flop_registry:
-            self.calls += 1
-        return func(*args, **(kwargs or {}))
-
-
 def flops_per_op(model: nn.Module, example: torch.Tensor, batch_size: int) -> float:
     """Mean FLOPs per matrix multiply or convolution of a forward at ``batch_size``.
 
@@ -71,11 +57,11 @@ def flops_per_op(model: nn.Module, example: torch.Tensor, batch_size: int) -> fl
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as flops, _ComputeCalls() as calls:
+        with torch.no_grad(), FlopCount() as counted:
             model(example)
     finally:
         model.train(was_training)
-    return flops.get_total_flops() * batch_size / max(calls.calls, 1)
+    return counted.flops * batch_size / max(counted.calls, 1)
 
 
 def resolve_precision(
