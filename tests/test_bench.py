@@ -42,6 +42,18 @@ def test_flops_are_counted_from_the_model():
     assert count_flops(lambda: layer(torch.zeros(4, 16))) == 2 * 4 * 16 * 8
 
 
+def test_flops_are_counted_under_inference_mode_and_inside_autograd_grad():
+    conv, x = nn.Conv2d(3, 8, 3), torch.randn(2, 3, 8, 8, requires_grad=True)
+    forward = 2 * 2 * 8 * 3 * 9 * 6 * 6
+
+    def inference():
+        with torch.inference_mode():
+            conv(x)
+
+    assert count_flops(inference) == forward
+    assert count_flops(lambda: torch.autograd.grad(conv(x).sum(), x)) == 2 * forward  # forward, input gradient
+
+
 def test_each_line_shows_value_reference_ratio_and_target():
     m = Measurement("train: x", 300.0, "img/s", ">= 3x", True, "detail", "usual pipeline 100 img/s", 3.0)
     line, detail = _lines([m])
