@@ -13,6 +13,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,24 @@ def onednn_isa_cap() -> str | None:
     """The ISA cap oneDNN runs under (``ONEDNN_MAX_CPU_ISA``, or its old name ``DNNL_MAX_CPU_ISA``)."""
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
     return cap.strip().upper() if cap else None
+
+
+def idle_cores(window: float = 0.25) -> float | None:
+    """Cores' worth of CPU time no process used over ``window`` seconds (Linux ``/proc/stat``), else None."""
+
+    def times() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # all, idle + iowait
+
+    try:
+        total0, idle0 = times()
+        time.sleep(window)
+        total1, idle1 = times()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0:
+        return None
+    return (os.cpu_count() or 1) * (idle1 - idle0) / (total1 - total0)
 
 
 @functools.cache  # a git call per run of a sweep would add up; the facts do not change in a process

@@ -115,3 +115,20 @@ def test_a_compiled_run_trains_like_an_eager_one(tmp_path):
 
     eager, compiled = run("off"), run("on")
     assert compiled["status"] == "finished" and compiled["val_loss"] == pytest.approx(eager["val_loss"], rel=1e-4)
+
+
+def test_only_computing_commands_choose_their_threads(monkeypatch, tmp_path):
+    from contextlib import contextmanager
+
+    from reslab.train import hardware
+
+    chosen = []
+
+    @contextmanager
+    def record():
+        chosen.append(True)
+        yield 1
+
+    monkeypatch.setattr(hardware, "idle_core_threads", record)
+    assert main(["models", "resnet20"]) == 0 and not chosen
+    assert main(["bench", "--only", "runs"]) == 0 and chosen == [True]

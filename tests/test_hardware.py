@@ -78,3 +78,30 @@ def test_env_json_records_what_decides_bf16_speed(monkeypatch):
     facts = environment._cpu_kernels(torch)
     assert facts["onednn_max_cpu_isa"] == "AVX2" and facts["aten_cpu_capability"]
     assert set(facts["cpu_bf16"].split(", ")) <= {"AVX512-BF16", "AMX", "none"}
+
+
+def test_threads_follow_the_idle_cores_and_are_restored(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    monkeypatch.setattr(hardware, "idle_cores", lambda: 0.2)  # every core busy with other work: one thread
+    with hardware.idle_core_threads() as threads:
+        assert threads == torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    monkeypatch.setattr(hardware, "idle_cores", lambda: 64.0)  # never more than torch would use
+    with hardware.idle_core_threads() as threads:
+        assert threads == before
+
+
+def test_an_explicit_thread_count_is_kept(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.setattr(hardware, "idle_cores", lambda: 0.0)
+    before = torch.get_num_threads()
+    with hardware.idle_core_threads() as threads:
+        assert threads == before
+
+
+def test_idle_cores_reads_the_machine():
+    from reslab.environment import idle_cores
+
+    idle = idle_cores(window=0.05)
+    assert idle is None or 0.0 <= idle <= (__import__("os").cpu_count() or 1) + 1e-9

@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="fewer and shorter rounds: a few minutes in all")
     p.add_argument("--catalogue", action="store_true", help="also time `reproduce --scale quick` from an empty store")
     p.add_argument("--json", dest="json_out", default=None, help="also write the measurements to this JSON file")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, computes=True)
 
 
 def _catalogue() -> list[Measurement]:

@@ -29,12 +29,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reproduce", help="run the catalogue of studies and write the report")
     p.add_argument("--only", nargs="+", metavar="ID", help="run only these studies")
     _common(p, "reslab-report")
-    p.set_defaults(func=run_reproduce)
+    p.set_defaults(func=run_reproduce, computes=True)
     s = sub.add_parser("study", help="run one study (`reslab study --list` lists them)")
     s.add_argument("id", nargs="?", help="study id, e.g. degradation")
     s.add_argument("--list", action="store_true", help="list the studies and exit")
     _common(s, "reslab-report/<id>")
-    s.set_defaults(func=run_study)
+    s.set_defaults(func=run_study, computes=True)
 
 
 def _default_workers() -> int:

@@ -104,7 +104,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
     p.add_argument("--store", help="run store folder (default $RESLAB_HOME, else ~/.reslab)")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events (needs tensorboard)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, computes=True)
 
 
 def parse_pairs(pairs: list[str], what: str) -> dict[str, Any]:

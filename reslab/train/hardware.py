@@ -17,6 +17,10 @@ the trainer, its evaluation and the probes all ask them.
   gained a few percent (``reslab bench`` measures the break-even), more steps than a
   CPU-sized run takes. Deterministic runs are not compiled (the kernels it generates may
   reduce in another order).
+- threads (``idle_core_threads``, for the CLI's computing commands): one per core that
+  other work leaves idle. With one of two cores busy elsewhere, two threads evaluated a
+  landscape point 2.2x *slower* than one (each operation waits for the thread the OS
+  preempted); on an idle machine this is every core, torch's default.
 - channels-last: for a net with 2-D convolutions on images whose first convolution's
   output (height x width x channels per image) holds at least ``CHANNELS_LAST_MIN_ELEMENTS``
   values; below that oneDNN's channels-last kernels gained nothing (7x7 images, 4 channels).
@@ -24,11 +28,15 @@ the trainer, its evaluation and the probes all ask them.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
 from ..benchmark import FlopCount
-from ..environment import onednn_isa_cap
+from ..environment import idle_cores, onednn_isa_cap
 
 BF16_MIN_FLOPS_PER_OP = 4e6  # measured: 1.3 MFLOP/op trained at 0.74x fp32, 17 MFLOP/op at 1.33x
 COMPILE_MIN_STEPS_CUDA = 2000  # compiling on a GPU takes about a minute; unmeasured here (no GPU)
@@ -101,3 +109,17 @@ def compile_mode(setting: str, device: torch.device, total_steps: int, determini
     if setting == "on":
         return mode
     return mode if device.type == "cuda" and total_steps >= COMPILE_MIN_STEPS_CUDA else None
+
+
+@contextmanager
+def idle_core_threads() -> Iterator[int]:
+    """Torch's threads set to the idle cores (at least one) unless ``OMP_NUM_THREADS`` says otherwise;
+    restored afterwards. Yields the number used."""
+    before = torch.get_num_threads()
+    idle = idle_cores() if "OMP_NUM_THREADS" not in os.environ else None
+    threads = before if idle is None else max(1, min(before, round(idle)))
+    torch.set_num_threads(threads)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(before)
