@@ -223,13 +223,11 @@ def test_works_on_token_models_with_their_own_loss():
     assert np.isfinite(result.loss).all() and 0 <= result.origin_accuracy <= 1
 
 
-def test_bench_extrapolates_the_grid_time_and_compares_it_with_the_floor():
-    from reslab.benchmark import BenchContext, PeakMeter
+def test_bench_extrapolates_the_grid_time_and_compares_it_with_the_floor(bench_ctx):
     from reslab.probes.ensemble_bench import _landscape
 
-    peak = 1e11
-    ctx = BenchContext(quick=True, peak=PeakMeter(samples={"fp32": [peak], "bf16": [2 * peak]}))
-    m = _landscape(ctx, samples=8, steps=21)
+    peak = bench_ctx.peak.peak("fp32")
+    m = _landscape(bench_ctx, samples=8, steps=21)
     assert m.unit == "s" and m.value > 0 and "extrapolated from 4 measured points" in m.detail
     floor = 441 * 8 * 61.64e6 / peak  # ResNet-20's forward FLOPs per 28x28 image, at the given peak
     assert m.ratio == pytest.approx(m.value / floor, rel=0.05) and m.reference.startswith("floor")

@@ -161,12 +161,10 @@ def test_lesion_study_rejects_bad_options_and_non_protocol_models():
         lesion_study(nn.Linear(3, 3), torch.randn(2, 3), torch.zeros(2, dtype=torch.long))
 
 
-def test_bench_measurements_report_counts_wall_clock_and_the_floor():
-    from reslab.benchmark import BenchContext, PeakMeter
+def test_bench_measurements_report_counts_wall_clock_and_the_floor(bench_ctx):
     from reslab.probes.ensemble_bench import _lesion
 
-    ctx = BenchContext(quick=True, peak=PeakMeter(samples={"fp32": [1e11], "bf16": [2e11]}))
-    counted, wall = _lesion("resnet20", 4, 1, ctx)
+    counted, wall = _lesion("resnet20", 4, 1, bench_ctx)
     assert counted.value == pytest.approx(10 / 18, abs=1e-3) and counted.passed is False  # (n+1)/(2n), n = 9
     assert counted.unit == wall.unit == "x naive" and wall.value > 0 and "branch evaluations" in wall.detail
     assert wall.ratio == wall.value and "x its fp32 floor" in wall.detail

@@ -40,6 +40,8 @@ def _images(n: int, side: int = 28) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def floor_seconds(flops: float, precision: str, ctx: BenchContext) -> float:
+    """The time ``flops`` take at the peak; a peak sample is taken now, under the load the probe just saw."""
+    ctx.peak.sample()
     return flops / ctx.peak.peak(precision)
 
 

@@ -40,6 +40,7 @@ def shattered_measurement(ctx: BenchContext | None = None, **kwargs) -> Measurem
     floor = None
     if ctx is not None:
         flops = count_flops(lambda: shattered_gradients(**{**settings, "seeds": 2})) * settings["seeds"] / 2
+        ctx.peak.sample()
         floor = flops / ctx.peak.peak("fp32")
     parts = ", ".join(f"{k} {v:.1f} s" for k, v in r.seconds.items())
     what = (
