@@ -50,4 +50,4 @@ bench: setup
 	$(BIN)/reslab bench
 
 clean:
-	rm -rf $(VENV) reslab-report .pytest_cache
+	rm -rf $(VENV) reslab-report reslab-sweep .pytest_cache

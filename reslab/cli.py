@@ -23,6 +23,7 @@ COMMANDS = (
     "runs",
     "probe",
     "reproduce",
+    "sweep",
     "report",
     "bench",
 )  # reproduce.py also adds `study`

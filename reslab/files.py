@@ -74,6 +74,11 @@ def jsonable(value: Any, nonfinite_as_none: bool = True) -> Any:
     return value
 
 
+def is_finite_number(value: Any) -> bool:
+    """An int or float that is finite (not a bool, NaN or an infinity): a value read from a file usable as a number."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def write_json(path: Path, obj: Any) -> None:
     """Strict JSON (non-finite numbers as null), indented, written atomically."""
     atomic_write_text(path, json.dumps(jsonable(obj), indent=2, allow_nan=False) + "\n")

@@ -2,8 +2,8 @@
 
 Resumable at two levels: training runs come from the run store (a finished run is never
 trained again, an interrupted one resumes), and a study whose result is already in
-``DIR/results.json`` for the same scale, seeds and code (git commit of a clean checkout)
-is not analysed again. The report is re-rendered after every study, so an interrupted
+``DIR/results.json`` for the same scale, seeds, precision and code (git commit of a clean
+checkout) is not analysed again. The report is re-rendered after every study, so an interrupted
 reproduction still leaves a report of what finished.
 """
 
@@ -23,8 +23,8 @@ from .report import render_report
 from .report.render import write_public
 from .runs.executors import Executor, LocalExecutor, cores
 from .runs.store import RunStore
-from .studies.base import SCALES, Study, StudyContext
-from .studies.catalogue import get_study, study_ids
+from .studies.base import SCALES, RunOverrides, Study, StudyContext
+from .studies.catalogue import all_studies, get_study, study_ids
 from .studies.results import StudyResult
 from .train import TrainConfig
 
@@ -37,13 +37,16 @@ def _code_key(env: dict) -> str:
     return commit if dirty is False and len(commit) == 40 else ""
 
 
-def _previous(out_dir: Path, scale: str) -> dict[str, dict]:
-    """Study results already in ``out_dir/results.json`` at this scale (others are replaced)."""
+def _previous(out_dir: Path, scale: str, seed_set: int, precision: str | None) -> dict[str, dict]:
+    """Study results already in ``out_dir/results.json`` at this scale, seed set and precision
+    (a report of another one is replaced whole)."""
     try:
         data = json.loads((out_dir / RESULTS).read_text())
     except (OSError, ValueError):
         return {}
-    if not isinstance(data, dict) or data.get("scale") != scale:
+    if not isinstance(data, dict):
+        return {}
+    if (data.get("scale"), data.get("seed_set", 0), data.get("precision")) != (scale, seed_set, precision):
         return {}
     return {s["id"]: s for s in data.get("studies", []) if isinstance(s, dict) and "id" in s}
 
@@ -58,8 +61,14 @@ def reproduce(
     data_dir: str | None = None,
     force: bool = False,
     log: Callable[[str], None] = print,
+    seed_set: int = 0,
+    precision: str | None = None,
 ) -> Path:
-    """Run the catalogue (or ``only`` some studies) at ``scale``; returns the report's path."""
+    """Run the catalogue (or ``only`` some studies) at ``scale``; returns the report's path.
+
+    ``seeds`` (default: each study's count at the scale) seeds of seed set ``seed_set``;
+    ``precision`` forces every training run's precision (None: each recipe's own).
+    """
     if scale not in SCALES:
         raise ConfigError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
     ids = list(only) if only else study_ids()
@@ -71,11 +80,13 @@ def reproduce(
     executor = executor or LocalExecutor(log=log)
     env = collect_env()
     code = _code_key(env)
-    previous = _previous(out_dir, scale)
+    previous = _previous(out_dir, scale, seed_set, precision)
+    overrides = RunOverrides(data_dir, precision)
     kept = {k: v for k, v in previous.items() if k not in ids}  # other studies' results stay in the report
-    results = _ResultsFile(out_dir, scale, env, kept)
-    todo = [st for st in studies if force or not _up_to_date(previous.get(st.id), code, st.seeds_for(scale, seeds))]
-    queue, order = _start_training(todo, scale, seeds, data_dir, store, executor)
+    results = _ResultsFile(out_dir, scale, env, kept, {"seed_set": seed_set, "precision": precision})
+    seed_list = {st.id: st.seeds_for(scale, seeds, seed_set) for st in all_studies()}
+    todo = [st for st in studies if force or not _up_to_date(previous.get(st.id), code, len(seed_list[st.id]))]
+    queue, order = _start_training(todo, scale, seed_list, overrides, store, executor)
     results.data = {c.data: c.data_identity() for c in sorted(queue.values(), key=lambda c: c.data)}
     threads = torch.get_num_threads()
     workers = getattr(executor, "workers", 1)
@@ -87,13 +98,14 @@ def reproduce(
                 log(f"{st.id}: kept from the previous run ({previous[st.id].get('verdict')})")
                 results.done[st.id] = previous[st.id]
         for n, study in enumerate(order, 1):
-            n_seeds = study.seeds_for(scale, seeds)
+            n_seeds = len(seed_list[study.id])
             trained = sum(1 for c in queue.values() if (r := store.lookup(c)) is not None and r.done)
             log(
                 f"[{n}/{len(order)}] {study.id} ({scale}, {n_seeds} seed{'s' * (n_seeds != 1)}): {study.title} "
                 f"[{results.elapsed():.0f}s elapsed; {trained}/{len(queue)} training runs done]"
             )
-            result: StudyResult = study.run(StudyContext(scale, n_seeds, store, executor, out_dir, data_dir, log))
+            ctx = StudyContext(scale, seed_list[study.id], store, executor, out_dir, overrides, log)
+            result: StudyResult = study.run(ctx)
             result.code = code
             results.done[study.id] = result.to_dict()
             log(f"[{n}/{len(order)}] {study.id}: {result.verdict} ({result.elapsed_s:.0f}s)")
@@ -112,7 +124,12 @@ def _up_to_date(previous: dict | None, code: str, seeds: int) -> bool:
 
 
 def _start_training(
-    todo: Sequence[Study], scale: str, seeds: int | None, data_dir: str | None, store: RunStore, executor: Executor
+    todo: Sequence[Study],
+    scale: str,
+    seeds: dict[str, list[int]],
+    overrides: RunOverrides,
+    store: RunStore,
+    executor: Executor,
 ) -> tuple[dict[str, TrainConfig], list[Study]]:
     """Start every training run the studies need, in catalogue order; the studies in the order to analyse them.
 
@@ -121,8 +138,9 @@ def _start_training(
     """
 
     def runs_of(st: Study) -> list[TrainConfig]:
-        configs = [*st.runs_for(scale, seeds), *(c for u in st.uses for c in get_study(u).runs_for(scale, seeds))]
-        return [c.replace(data_dir=data_dir) if data_dir else c for c in configs]
+        own = st.runs_for(scale, seeds[st.id])
+        used = (c for u in st.uses for c in get_study(u).runs_for(scale, seeds[st.id]))
+        return [overrides.apply(c) for c in (*own, *used)]
 
     queue = {c.hash(): c for st in todo for c in runs_of(st)}
     executor.prefetch(store, list(queue.values()))
@@ -137,8 +155,8 @@ class _ResultsFile:
     ``kept`` holds other studies' results from an earlier reproduction, ``done`` this one's.
     """
 
-    def __init__(self, out_dir: Path, scale: str, env: dict, kept: dict[str, dict]):
-        self.out_dir, self.scale, self.env, self.kept = out_dir, scale, env, kept
+    def __init__(self, out_dir: Path, scale: str, env: dict, kept: dict[str, dict], variant: dict):
+        self.out_dir, self.scale, self.env, self.kept, self.variant = out_dir, scale, env, kept, variant
         self.done: dict[str, dict] = {}
         self.data: dict[str, str] = {}  # dataset -> identity of the files the runs read
         self.started = datetime.now(UTC).isoformat(timespec="seconds")
@@ -152,6 +170,7 @@ class _ResultsFile:
         payload = {
             "env": self.env,
             "scale": self.scale,
+            **self.variant,  # seed_set, precision: which seed set and precision this report is of
             "started": self.started,
             "elapsed_s": round(self.elapsed(), 1),
             "data": self.data,

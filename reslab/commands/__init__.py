@@ -1,1 +1,4 @@
-"""One module per CLI command; each defines ``register(subparsers)``."""
+"""One module per CLI command; each defines ``register(subparsers)``.
+
+``executor_options`` is no command: the options of the commands that train many runs.
+"""

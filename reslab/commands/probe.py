@@ -169,8 +169,12 @@ def run(args: argparse.Namespace) -> int:
         if (out / GRID_ROWS).exists():
             print("stopped; the finished grid rows are saved: run the same command again to continue", file=sys.stderr)
         raise
-    print("same net, data and settings as before: results reused" if done.reused else
-          f"computed in {done.manifest['seconds']:.1f} s", flush=True)  # fmt: skip
+    print(
+        "same net, data and settings as before: results reused"
+        if done.reused
+        else f"computed in {done.manifest['seconds']:.1f} s",
+        flush=True,
+    )
     for result in done.manifest["results"].values():
         print(out / f"{result['file']}.npz")
     for path in write_probe_page(out):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ..data.download import check_data_dir
-from ..errors import ConfigError
+from ..errors import ConfigError, ReslabError
 from ..train import Recipe, TrainConfig, get_recipe
 from ..train.config import COMPILE
 from ..train.hardware import COMPILE_MIN_STEPS_CUDA
@@ -35,6 +36,7 @@ RECIPE_FLAGS = {
     "flip": "flip",
 }
 CONFIG_FLAGS = (
+    "sync_bn",
     "model",
     "data",
     "data_dir",
@@ -97,6 +99,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"torch.compile the training step (auto: on a GPU, for runs of {COMPILE_MIN_STEPS_CUDA:,} "
                    "steps or more)")  # fmt: skip
     p.add_argument(
+        "--sync-bn",
+        action="store_true",
+        help="under torchrun: BatchNorm statistics over the whole "
+        "global batch (GPUs only; default: each rank its own, as in the papers)",
+    )
+    p.add_argument(
         "--out",
         help="put a new run's directory under this folder (indexed all the same); a run stored already stays "
         "where it is (`reslab runs mv RUN DIR` moves it)",
@@ -121,7 +129,8 @@ def parse_pairs(pairs: list[str], what: str) -> dict[str, Any]:
     return out
 
 
-def build_config(args: argparse.Namespace) -> TrainConfig:
+def build_config(args: argparse.Namespace, ranks: int = 1) -> TrainConfig:
+    """The run the flags describe; ``ranks``: the processes torchrun started."""
     if not args.model or not args.data:
         raise ConfigError("train needs --model and --data (or --resume RUN_DIR)")
     check_data_dir(args.data_dir)
@@ -146,58 +155,113 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
         checkpoint_every=args.checkpoint_every,
         device=args.device,
         data_dir=args.data_dir,
+        ranks=ranks,
+        sync_bn=args.sync_bn,
         compile=args.compile,
     )
 
 
+DEFAULTS = {
+    "seed": 0,
+    "deterministic": False,
+    "log_every": 20,
+    "eval_every": 0,
+    "eval_train_size": 5000,
+    "checkpoint_every": 500,
+    "device": "auto",
+    "compile": "auto",
+    "model_opt": [],
+    "data_opt": [],
+    "sync_bn": False,
+}
+
+
 def run(args: argparse.Namespace) -> int:
+    """Train in this process, or as one of the ranks torchrun started (``train/distributed.py``)."""
+    from ..train import distributed  # on use, so `reslab --help` does not load torch.distributed
+
+    if not distributed.launched().active:
+        return _train(args, distributed.ONE)
+    with distributed.process_group() as ranks:
+        return _train(args, ranks)
+
+
+@dataclass
+class _Plan:
+    """What rank 0 decided (every rank follows it): the run, its directory, whether it is done."""
+
+    config: TrainConfig
+    run_dir: Path | None  # None: a new run placed by the store (one process)
+    done: bool = False
+
+
+def _train(args: argparse.Namespace, ranks) -> int:
+    from ..train import distributed, train
+
+    store, plan = None, None
+    if ranks.writes:  # rank 0 alone opens the store; the others learn the plan (or the mistake) from it
+        try:
+            store, plan = _plan(args, ranks)
+        except ReslabError as exc:
+            plan = exc
+    plan = distributed.broadcast(plan, ranks)
+    if isinstance(plan, ReslabError):
+        if ranks.writes:
+            raise plan
+        return 2  # rank 0 says why
+    if plan.done:
+        return 0
+    if not ranks.writes:
+        train(plan.config, plan.run_dir, resume=True)
+        return 0
+    try:
+        record = store.run(plan.config, out=args.out, run_dir=plan.run_dir, progress=True, tensorboard=args.tensorboard)
+    except KeyboardInterrupt:
+        where = plan.run_dir or (found.dir if (found := store.lookup(plan.config)) else None)
+        if where:
+            launch = f"torchrun --nproc_per_node={ranks.world} -m reslab" if ranks.active else "reslab"
+            print(f"stopped at a checkpoint; continue with: {launch} train --resume {where}", file=sys.stderr)
+        raise
+    _say_if_elsewhere(record, args.out)
+    print(record.dir)
+    return 0
+
+
+def _plan(args: argparse.Namespace, ranks):
+    """Rank 0's decision: the store, and the run to train (or that it is trained already, said here)."""
     from .runs import open_store  # on use, so `reslab --help` does not load the runs layer
 
     if args.out and Path(args.out).expanduser().exists() and not Path(args.out).expanduser().is_dir():
         raise ConfigError(f"--out {args.out} is a file; name a folder (it is created if missing)")
     store = open_store(args.store)
-    defaults = {
-        "seed": 0,
-        "deterministic": False,
-        "log_every": 20,
-        "eval_every": 0,
-        "eval_train_size": 5000,
-        "checkpoint_every": 500,
-        "device": "auto",
-        "compile": "auto",
-        "model_opt": [],
-        "data_opt": [],
-    }
     if args.resume:
-        given = [f for f in CONFIG_FLAGS if getattr(args, f) not in (None, defaults.get(f))]
+        given = [f for f in CONFIG_FLAGS if getattr(args, f) not in (None, DEFAULTS.get(f))]
         if given or args.out:
             flags = ", ".join("--" + f.replace("_", "-") for f in given + (["out"] if args.out else []))
             raise ConfigError(f"--resume continues a run with its own config.yaml; drop {flags}")
-        config_dir = args.resume
-    else:
-        config = build_config(args)
-        existing = store.lookup(config)
-        if existing is not None and existing.done:
-            print(f"already trained (config {existing.hash[:10]}): {_summary(existing.result)}")
-            _say_if_elsewhere(existing, args.out)
-            print(existing.dir)
-            return 0
-        if existing is not None and existing.problem:
-            print(f"reslab: run {existing.id} ended before, but {existing.problem}; training it again", file=sys.stderr)
-    try:
-        if args.resume:
-            record = store.resume(config_dir, progress=True, tensorboard=args.tensorboard)
-        else:
-            record = store.run(config, out=args.out, progress=True, tensorboard=args.tensorboard)
-    except KeyboardInterrupt:
-        found = store.lookup(config) if not args.resume else None
-        where = found.dir if found else args.resume
-        if where:
-            print(f"stopped at a checkpoint; continue with: reslab train --resume {where}", file=sys.stderr)
-        raise
-    _say_if_elsewhere(record, args.out)
-    print(record.dir)
-    return 0
+        run_dir = Path(args.resume).expanduser()
+        config = store.resumable(run_dir)
+        _check_ranks(config, ranks)
+        return store, _Plan(config, run_dir)
+    config = build_config(args, ranks.world)
+    _check_ranks(config, ranks)
+    existing = store.lookup(config)
+    if existing is not None and existing.done:
+        print(f"already trained (config {existing.hash[:10]}): {_summary(existing.result)}")
+        _say_if_elsewhere(existing, args.out)
+        print(existing.dir)
+        return store, _Plan(config, existing.dir, done=True)
+    if existing is not None and existing.problem:
+        print(f"reslab: run {existing.id} ended before, but {existing.problem}; training it again", file=sys.stderr)
+    return store, _Plan(config, store.place(config, args.out) if ranks.active else None)
+
+
+def _check_ranks(config: TrainConfig, ranks) -> None:
+    """Before any rank starts: the run's config fits the processes that run it (else one line, from rank 0)."""
+    from ..train import distributed
+    from ..train.setup import resolve_device
+
+    distributed.check(config.ranks, config.sync_bn, resolve_device(config.device), ranks)
 
 
 def _say_if_elsewhere(record, out: str | None) -> None:

@@ -64,6 +64,10 @@ class BatchLoader:
     ``drop_last`` (default) keeps every batch the same size, so a step is a step. Call
     ``next()`` for the next (x, y); ``epoch`` and ``batch`` say where the loader stands,
     ``state_dict``/``load_state_dict`` save and restore that position.
+
+    ``shard=(rank, ranks)``: one of several processes training together (DDP): each draws
+    the same order and augmentation and returns its contiguous share of each batch of
+    ``batch_size`` (the global batch), so together they see exactly what one process would.
     """
 
     def __init__(
@@ -79,10 +83,16 @@ class BatchLoader:
         channels_last: bool = False,
         shuffle: bool = True,
         drop_last: bool = True,
+        shard: tuple[int, int] = (0, 1),
     ):
         n = len(split)
         if batch_size < 1:
             raise ConfigError(f"batch size must be >= 1, got {batch_size}")
+        rank, ranks = shard
+        if not 0 <= rank < ranks or (ranks > 1 and (batch_size % ranks or not drop_last)):
+            raise ConfigError(f"a batch of {batch_size} cannot be shared evenly by {ranks} ranks")
+        # this rank's rows of each global batch (None: all of them)
+        self.share = slice(rank * batch_size // ranks, (rank + 1) * batch_size // ranks) if ranks > 1 else None
         if drop_last and batch_size > n:
             raise ConfigError(f"batch size {batch_size} is larger than the training set ({n} samples)")
         self.device = torch.device(device)
@@ -120,6 +130,8 @@ class BatchLoader:
             self._plan()
         lo = self.batch * self.batch_size
         sel = slice(lo, min(lo + self.batch_size, self.n))
+        if self.share is not None:
+            sel = slice(lo + self.share.start, lo + self.share.stop)
         idx = self._order[sel]
         x, y = self.x[idx], self.y[idx]
         if self.augment is not None:

@@ -20,16 +20,33 @@ class RecurrentNet(nn.Module):
     """One recurrent cell unrolled over time, a linear readout of the last hidden state."""
 
     def __init__(
-        self, cell: str = "tanh", input_size: int = 2, hidden_size: int = 128, num_classes: int = 1, seq_len: int = 50
+        self,
+        cell: str = "tanh",
+        input_size: int = 2,
+        hidden_size: int = 128,
+        num_classes: int = 1,
+        seq_len: int = 50,
+        forget_bias: float = 1.0,
     ):
         super().__init__()
         if cell not in CELLS:
             raise ConfigError(f"unknown cell {cell!r}; choose one of {', '.join(CELLS)}")
         self.arch = dict(
-            cell=cell, input_size=input_size, hidden_size=hidden_size, num_classes=num_classes, seq_len=seq_len
+            cell=cell,
+            input_size=input_size,
+            hidden_size=hidden_size,
+            num_classes=num_classes,
+            seq_len=seq_len,
+            forget_bias=forget_bias,
         )
         self.cell_type = cell
         self.cell = CELLS[cell](input_size, hidden_size)
+        if cell == "lstm":
+            # an open forget gate at the start (Gers et al. 2000; Jozefowicz et al. 2015): the cell
+            # carries its state, and its gradient, across time from the first step
+            with torch.no_grad():
+                self.cell.bias_ih[hidden_size : 2 * hidden_size].fill_(forget_bias)
+                self.cell.bias_hh[hidden_size : 2 * hidden_size].zero_()
         self.head = nn.Linear(hidden_size, num_classes)
         self.input_shape = (seq_len, input_size)
 

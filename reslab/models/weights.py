@@ -142,7 +142,11 @@ def _by_shape(theirs: list, own: list, path: str | Path) -> dict[str, torch.Tens
     own_shapes = sorted(_shape(t) for _, t in own)
     if their_shapes != own_shapes:
         i = next((i for i, ((_, a), (_, b)) in enumerate(zip(theirs, own)) if _shape(a) != _shape(b)), None)
-        where = f"; in order, the first to differ is {theirs[i][0]} {list(theirs[i][1].shape)} vs the net's {own[i][0]} {list(own[i][1].shape)}" if i is not None else ""  # fmt: skip
+        where = (
+            f"; in order, the first to differ is {theirs[i][0]} {list(theirs[i][1].shape)} vs the net's {own[i][0]} {list(own[i][1].shape)}"
+            if i is not None
+            else ""
+        )
         raise WeightsError(
             f"{path} does not fit this net: {len(theirs)} tensors in the file, {len(own)} in the net{where}"
         )

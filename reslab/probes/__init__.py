@@ -21,6 +21,7 @@ from .propagation import Propagation, signal_propagation
 from .result import ProbeResult
 from .shattered import ShatteredResult, ShatteredSettings, shattered_gradients
 from .tangents import input_gradients
+from .through_time import TimeGradients, time_gradients
 
 __all__ = [
     "DiscoveryError",
@@ -41,6 +42,7 @@ __all__ = [
     "ShatteredSettings",
     "SurfaceOptions",
     "ShortcutShares",
+    "TimeGradients",
     "as_block_net",
     "filter_norms",
     "gradient_norms",
@@ -64,5 +66,6 @@ __all__ = [
     "shortcut_shares",
     "shortest_interval",
     "signal_propagation",
+    "time_gradients",
     "skippable_blocks",
 ]

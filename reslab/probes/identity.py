@@ -67,6 +67,7 @@ class IdentityResult(ProbeResult):
     ks: np.ndarray  # (K,) units fitted directly / appended to the shallow net
     initial_errors: np.ndarray  # (F, K, S) error at initialization, direct fit
     errors: np.ndarray  # (F, K, S) remaining error after training, direct fit
+    half_errors: np.ndarray  # (F, K, S) the same after half the steps: a budget half as long
     shallow_depth: int
     shallow_errors: np.ndarray  # (F, S) shallow net after ``steps``
     shallow_continued: np.ndarray  # (F, S) shallow net after ``steps`` + ``extra_steps``
@@ -119,15 +120,23 @@ class _Ensemble:
             out = self.forward(x, {k: v.clone() for k, v in self.buffers.items()})
             return ((out - x) ** 2).mean(dim=(1, 2)).double().numpy()
 
-    def train(self, gens: list[torch.Generator], s: IdentitySettings, steps: int) -> None:
+    def train(
+        self, gens: list[torch.Generator], s: IdentitySettings, steps: int, x_test: torch.Tensor | None = None
+    ) -> np.ndarray | None:
+        """Train ``steps`` steps; with ``x_test``, return the errors after the first half of them
+        (with a constant rate, the result of a budget half as long: the convergence check)."""
         opt = _adam(list(self.params.values()), s.lr)
-        for _ in range(steps):
+        half = None
+        for step in range(steps):
+            if x_test is not None and step == steps // 2:
+                half = self.errors(x_test)
             x = _batch(gens, s.batch_size, s.dim)
             # sum over nets of each net's mean loss: every net gets its own gradient
             loss = F.mse_loss(self.forward(x), x, reduction="none").mean(dim=(1, 2)).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+        return half
 
 
 def _adam(params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
@@ -206,11 +215,11 @@ def identity_fitting(
 
     x_test = _batch(gens(0), s.test_size, s.dim)
     shape = (n_fam, len(ks), seeds)
-    init_err, err, ext_start, ext_err = (np.zeros(shape) for _ in range(4))
+    init_err, err, half_err, ext_start, ext_err = (np.zeros(shape) for _ in range(5))
     for j, k in enumerate(ks):
         ens = _ensemble(families, k, seed_ids, s)
         init_err[:, j] = per_family(ens.errors(x_test))
-        ens.train(gens(1), s, s.steps)
+        half_err[:, j] = per_family(ens.train(gens(1), s, s.steps, x_test))
         err[:, j] = per_family(ens.errors(x_test))
     base = _ensemble(families, shallow_depth, seed_ids, s)
     base.train(gens(1), s, s.steps)
@@ -227,6 +236,7 @@ def identity_fitting(
         ks=np.asarray(ks, dtype=np.int64),
         initial_errors=init_err,
         errors=err,
+        half_errors=half_err,
         shallow_depth=shallow_depth,
         shallow_errors=shallow,
         shallow_continued=shallow_cont,

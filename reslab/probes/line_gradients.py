@@ -95,7 +95,9 @@ def line_gradients(net: nn.Module, x: torch.Tensor, *, pairs: int = 4, grid: int
     """Balduzzi2017's gradient statistics along ``pairs`` lines between consecutive inputs of ``x``."""
     require_block_net(net)
     if pairs < 1 or grid < 8 or len(x) < 2 * pairs:
-        raise ConfigError(f"need pairs >= 1, grid >= 8 and 2 * pairs inputs; got pairs={pairs}, grid={grid}, {len(x)} inputs")  # fmt: skip
+        raise ConfigError(
+            f"need pairs >= 1, grid >= 8 and 2 * pairs inputs; got pairs={pairs}, grid={grid}, {len(x)} inputs"
+        )
     start = time.perf_counter()
     device = model_device(net)
     x = x[: 2 * pairs].to(device)

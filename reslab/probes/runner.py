@@ -62,26 +62,59 @@ def _landscape(net, x, y, s, folder):
 PROBES: dict[str, ProbeSpec] = {
     p.name: p
     for p in (
-        ProbeSpec("lesion", "test error with each block deleted, k blocks deleted, k swaps (Veit2016 Fig. 3-5)",
-                  500, {"draws": 2, "batch_size": 256, "seed": 0}, True,
-                  lambda net, x, y, s, folder: {"lesion": lesion_study(net, x, y, **s)}),
-        ProbeSpec("paths", "gradient magnitude and contribution of paths of each length (Veit2016 Fig. 6)",
-                  64, {"samples_per_length": 8, "batch_size": 16, "seed": 0}, True,
-                  lambda net, x, y, s, folder: {"paths": path_gradients(net, x, y, **s)}),
-        ProbeSpec("gradflow", "weight- and activation-gradient norms, shortcut share per block (He2015, He2016)",
-                  128, {"seed": 0}, False,
-                  lambda net, x, y, s, folder: {"norms": gradient_norms(net, x, y, **s),
-                                                "shares": shortcut_shares(net, x, y, **s)}),
-        ProbeSpec("propagation", "backward signal at every block boundary and the identity term's share (He2016)",
-                  128, {"branch_scale": 1.0, "seed": 0}, False,
-                  lambda net, x, y, s, folder: {"propagation": signal_propagation(net, x, y, **s)}),
-        ProbeSpec("landscape", "filter-normalized loss surface around the weights (Li2018)",
-                  500, {"kind": "plane", "steps": 11, "span": 1.0, "batch_size": 500, "seed": 0}, True, _landscape),
-        ProbeSpec("shattered", "gradients along lines between the net's own inputs, per block (Balduzzi2017)",
-                  8, {"pairs": 4, "grid": 128, "seed": 0}, False,
-                  lambda net, x, y, s, folder: {"lines": line_gradients(net, x, **s)}),
+        ProbeSpec(
+            "lesion",
+            "test error with each block deleted, k blocks deleted, k swaps (Veit2016 Fig. 3-5)",
+            500,
+            {"draws": 2, "batch_size": 256, "seed": 0},
+            True,
+            lambda net, x, y, s, folder: {"lesion": lesion_study(net, x, y, **s)},
+        ),
+        ProbeSpec(
+            "paths",
+            "gradient magnitude and contribution of paths of each length (Veit2016 Fig. 6)",
+            64,
+            {"samples_per_length": 8, "batch_size": 16, "seed": 0},
+            True,
+            lambda net, x, y, s, folder: {"paths": path_gradients(net, x, y, **s)},
+        ),
+        ProbeSpec(
+            "gradflow",
+            "weight- and activation-gradient norms, shortcut share per block (He2015, He2016)",
+            128,
+            {"seed": 0},
+            False,
+            lambda net, x, y, s, folder: {
+                "norms": gradient_norms(net, x, y, **s),
+                "shares": shortcut_shares(net, x, y, **s),
+            },
+        ),
+        ProbeSpec(
+            "propagation",
+            "backward signal at every block boundary and the identity term's share (He2016)",
+            128,
+            {"branch_scale": 1.0, "seed": 0},
+            False,
+            lambda net, x, y, s, folder: {"propagation": signal_propagation(net, x, y, **s)},
+        ),
+        ProbeSpec(
+            "landscape",
+            "filter-normalized loss surface around the weights (Li2018)",
+            500,
+            {"kind": "plane", "steps": 11, "span": 1.0, "batch_size": 500, "seed": 0},
+            True,
+            _landscape,
+        ),
+        ProbeSpec(
+            "shattered",
+            "gradients along lines between the net's own inputs, per block (Balduzzi2017)",
+            8,
+            {"pairs": 4, "grid": 128, "seed": 0},
+            False,
+            lambda net, x, y, s, folder: {"lines": line_gradients(net, x, **s)},
+        ),
     )
-}  # fmt: skip
+}
 
 
 def probe_spec(name: str) -> ProbeSpec:

@@ -176,10 +176,12 @@ def draw_lines(ax, spec: FigureSpec) -> list[str]:
             err = _floats(s.err, f"series {s.label!r} err")
             if len(err) != len(y):
                 raise SpecError(f"series {s.label!r} has {len(err)} err values for {len(y)} points")
+        band = _band(s, y, err, spec.logy)
         if len(y) > DECIMATE_OVER:
             step = math.ceil(len(y) / DECIMATE_OVER)
             x, y = x[::step], y[::step]
             err = err[::step] if err is not None else None
+            band = (band[0][::step], band[1][::step]) if band is not None else None
             notes.append(f"series {s.label!r}: every {step}th of its points drawn")
         if spec.logy and np.any(y[np.isfinite(y)] <= 0):
             notes.append(f"series {s.label!r}: values ≤ 0 cannot be shown on the log axis")
@@ -190,8 +192,8 @@ def draw_lines(ax, spec: FigureSpec) -> list[str]:
             h = ax.errorbar(x, y, yerr=err, fmt=marker or "o", color=colour, markersize=4, capsize=2, linewidth=1)
         else:
             (h,) = ax.plot(x, y, linestyle=linestyle, marker=marker, markersize=4, color=colour, rasterized=dense)
-            if err is not None:
-                ax.fill_between(x, y - err, y + err, color=colour, alpha=0.18, linewidth=0, rasterized=dense)
+            if band is not None:
+                ax.fill_between(x, *band, color=colour, alpha=0.18, linewidth=0, rasterized=dense)
         series_handles.append(h)
         drawn_colour.setdefault(key, colour)
         if role is not None:
@@ -213,6 +215,26 @@ def draw_lines(ax, spec: FigureSpec) -> list[str]:
     elif len(spec.series) > 1:
         _legend(ax, series_handles, [s.label for s in spec.series])
     return notes
+
+
+def _band(s: Series, y: np.ndarray, err: np.ndarray | None, logy: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """The shaded band: the series' own lower/upper edges, else y ± err; on a log axis a ± band
+    whose lower edge reaches zero is drawn as its multiplicative mirror y / (1 + err/y)
+    instead (a slab down to the axis' end would hide the curve's shape)."""
+    if s.lower is not None or s.upper is not None:
+        if s.lower is None or s.upper is None:
+            raise SpecError(f"series {s.label!r} needs both lower and upper band edges")
+        lower, upper = _floats(s.lower, f"series {s.label!r} lower"), _floats(s.upper, f"series {s.label!r} upper")
+        if len(lower) != len(y) or len(upper) != len(y):
+            raise SpecError(f"series {s.label!r} has band edges of another length than its {len(y)} points")
+        return lower, upper
+    if err is None:
+        return None
+    lower = y - err
+    if logy:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lower = np.where(lower > 0, lower, y / (1 + err / y))
+    return lower, y + err
 
 
 def draw_bars(ax, spec: FigureSpec) -> list[str]:
@@ -291,6 +313,19 @@ def _imshow(ax, arr: np.ndarray, scale: dict[str, Any]):
     return ax.imshow(arr, interpolation="nearest", aspect=aspect, **scale)
 
 
+def _contours(ax, arr: np.ndarray, scale: dict[str, Any], extent: list[float] | None):
+    """Filled contours with the same levels in every panel, lines on them, the origin marked."""
+    x0, x1, y0, y1 = extent if extent else (0.0, arr.shape[1] - 1.0, 0.0, arr.shape[0] - 1.0)
+    xs, ys = np.linspace(x0, x1, arr.shape[1]), np.linspace(y0, y1, arr.shape[0])
+    levels = np.linspace(scale["vmin"], scale["vmax"], 16)
+    filled = ax.contourf(xs, ys, arr, levels=levels, cmap=scale["cmap"], extend="both")
+    ax.contour(xs, ys, arr, levels=levels, colors="0.25", linewidths=0.4)
+    if x0 <= 0 <= x1 and y0 <= 0 <= y1:
+        ax.plot([0], [0], marker="+", color="white", markersize=8)
+    ax.set_aspect("equal" if extent else "auto")
+    return filled
+
+
 def draw_image(ax, spec: FigureSpec, fig) -> list[str]:
     notes: list[str] = []
     if spec.matrix is None:
@@ -313,7 +348,7 @@ def draw_images(axes, spec: FigureSpec, fig) -> list[str]:
     scale = _colour_scale(arrays)
     im = None
     for i, (ax, arr) in enumerate(zip(axes, arrays)):
-        im = _imshow(ax, arr, scale)
+        im = _contours(ax, arr, scale, spec.extent) if spec.contours else _imshow(ax, arr, scale)
         ax.grid(False)
         ax.set_title(_t(titles[i]) if titles else "", fontsize=9.5)
         ax.set_xlabel(_t(spec.xlabel))

@@ -6,8 +6,8 @@ store, so a finished run is never trained twice and an interrupted one resumes.
   the CPU threads (small nets are limited by Python overhead, so two single-threaded
   processes beat one two-threaded process on 2 cores), or one process per GPU. Runs can
   be started ahead of time (``prefetch``) so the caller analyses while workers train.
-- ``RayExecutor(address)``: the same runs as Ray tasks on a cluster (or a local Ray
-  instance); workers must see the same store directory (a shared file system).
+- ``RayExecutor`` (``cluster.py``): the same runs as Ray tasks on a cluster (or a local Ray
+  instance), with the driver owning the store or with a shared one.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
-class _Progress:
+class Progress:
     """One plain line per finished run: which study, which run, its result, and an ETA."""
 
     def __init__(self, total: int, label: str, log: Log):
@@ -63,7 +63,7 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _done_in_index(store: RunStore, config: TrainConfig) -> RunRecord | None:
+def done_in_index(store: RunStore, config: TrainConfig) -> RunRecord | None:
     """The run of ``config`` if the index holds it as ended for good, with its result (no file is read)."""
     found = store.lookup(config)
     return found if found is not None and found.done and found.result is not None else None
@@ -102,19 +102,19 @@ class LocalExecutor:
         """Start training ``configs`` in the background (with worker processes only)."""
         if self.workers > 1:
             for config in configs:
-                if _done_in_index(store, config) is None:
+                if done_in_index(store, config) is None:
                     self._submit(store, config)
 
     def run_all(self, store: RunStore, configs: Sequence[TrainConfig], label: str = "") -> list[RunRecord]:
         configs = list(configs)
-        progress = _Progress(len(configs), label, self.log)
+        progress = Progress(len(configs), label, self.log)
         records: dict[str, RunRecord] = {}
         pending: dict[Future, TrainConfig] = {}
         for config in configs:
             h = config.hash()
             if h in records or any(c.hash() == h for c in pending.values()):
                 continue
-            found = _done_in_index(store, config)
+            found = done_in_index(store, config)
             if found is not None:
                 records[h] = found
                 progress.finished(found, cached=True)
@@ -128,7 +128,7 @@ class LocalExecutor:
             for future in done:
                 config = pending.pop(future)
                 future.result()  # re-raises a worker's error here
-                record = _done_in_index(store, config)
+                record = done_in_index(store, config)
                 if record is None:
                     raise ReslabError(f"run {config.run_id()} ended in a worker but has no result in the store")
                 records[config.hash()] = record
@@ -155,61 +155,16 @@ def _train_one(root: str, config: TrainConfig) -> str:
     return RunStore(Path(root)).run(config).hash
 
 
-class RayExecutor:
-    """Runs as Ray tasks. ``address=None`` starts (or joins) a local Ray instance."""
-
-    def __init__(
-        self,
-        address: str | None = None,
-        cpus_per_run: float = 1.0,
-        gpus_per_run: float = 0.0,
-        log: Log = print,
-        num_cpus: int | None = None,
-    ):
-        try:
-            import ray  # optional: only the ray executor needs it
-        except ImportError:
-            raise ConfigError("the ray executor needs Ray: pip install 'reslab[ray]'") from None
-        self.ray, self.log = ray, log
-        if not ray.is_initialized():
-            kwargs = {"num_cpus": num_cpus} if address is None and num_cpus else {}
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False, **kwargs)
-        self.task = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run)(_train_one)
-        self._refs: dict[str, object] = {}
-
-    def prefetch(self, store: RunStore, configs: Sequence[TrainConfig]) -> None:
-        for config in configs:
-            if config.hash() not in self._refs and _done_in_index(store, config) is None:
-                self._refs[config.hash()] = self.task.remote(str(store.root), config)
-
-    def run_all(self, store: RunStore, configs: Sequence[TrainConfig], label: str = "") -> list[RunRecord]:
-        configs = list(configs)
-        progress = _Progress(len(configs), label, self.log)
-        waiting: dict[object, TrainConfig] = {}
-        for config in configs:
-            found = _done_in_index(store, config)
-            if found is not None:
-                progress.finished(found, cached=True)
-                continue
-            self.prefetch(store, [config])
-            waiting.setdefault(self._refs[config.hash()], config)
-        refs = list(waiting)
-        while refs:
-            ready, refs = self.ray.wait(refs, num_returns=1)
-            self.ray.get(ready[0])  # re-raises a task's error here
-            progress.finished(store.lookup(waiting[ready[0]]), cached=False)
-        return [store.lookup(c) for c in configs]
-
-    def close(self) -> None:
-        self._refs = {}
-
-
-def make_executor(name: str, workers: int = 1, address: str | None = None, log: Log = print) -> Executor:
+def make_executor(name: str, workers: int = 1, log: Log = print, **ray_options) -> Executor:
+    """``local`` (``workers`` processes; one per GPU where there are GPUs) or ``ray`` (``ray_options``
+    go to ``RayExecutor``)."""
     if name == "local":
         devices = []
         if workers > 1 and torch.cuda.is_available():
             devices = [f"cuda:{i % torch.cuda.device_count()}" for i in range(workers)]
         return LocalExecutor(workers, log=log, devices=devices)
     if name == "ray":
-        return RayExecutor(address, log=log)
+        from .cluster import RayExecutor  # cluster.py imports this module
+
+        return RayExecutor(log=log, **ray_options)
     raise ConfigError(f"unknown executor {name!r}; choose local or ray")

@@ -26,9 +26,23 @@ from typing import Any
 from ..errors import StoreError
 
 COLUMNS = (
-    "hash", "id", "dir", "model", "data", "seed", "status", "created", "updated",
-    "config", "result", "train_error", "val_error", "test_error", "steps", "wall_time_s",
-)  # fmt: skip
+    "hash",
+    "id",
+    "dir",
+    "model",
+    "data",
+    "seed",
+    "status",
+    "created",
+    "updated",
+    "config",
+    "result",
+    "train_error",
+    "val_error",
+    "test_error",
+    "steps",
+    "wall_time_s",
+)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     hash TEXT PRIMARY KEY,

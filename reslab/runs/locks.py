@@ -15,6 +15,8 @@ from pathlib import Path
 
 from ..errors import StoreError, file_errors
 
+DIR_LOCK = ".lock"  # in a run directory, held while a process trains or takes in that run
+
 
 @contextlib.contextmanager
 def locked(path: Path, wait: bool = True, busy: str = "") -> Iterator[None]:

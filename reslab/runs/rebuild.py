@@ -59,10 +59,17 @@ def row_from_dir(run_dir: Path, stored_dir: str) -> dict[str, Any] | None:
             return None
     result = safe_result(run_dir)
     row: dict[str, Any] = {
-        "hash": h, "id": run_dir.name, "dir": stored_dir, "model": config.model, "data": config.data,
-        "seed": config.seed, "status": "running", "created": _mtime(run_dir / "env.json", run_dir / "config.yaml"),
-        "updated": time.time(), "config": config.to_dict(),
-    }  # fmt: skip
+        "hash": h,
+        "id": run_dir.name,
+        "dir": stored_dir,
+        "model": config.model,
+        "data": config.data,
+        "seed": config.seed,
+        "status": "running",
+        "created": _mtime(run_dir / "env.json", run_dir / "config.yaml"),
+        "updated": time.time(),
+        "config": config.to_dict(),
+    }
     if result is not None and result.get("config_hash") == h:
         if result.get("status") in TERMINAL:
             row.update(result_columns(result))

@@ -46,13 +46,14 @@ from ..files import write_json
 from ..models import create_model, get_entry
 from ..train import TERMINAL, Callback, TrainConfig, read_metrics, train, write_config
 from ..train.checkpoint import CHECKPOINT, load_torch
+from ..train.rundir import ENV
 from ..train.setup import augmentation, resolve_device
+from .incoming import IncomingRun
 from .index import DamagedIndexError, RunIndex
-from .locks import is_held, locked
+from .locks import DIR_LOCK, is_held, locked
 from .rebuild import read_config, result_columns, row_from_dir, safe_result, scan
 
 INDEX = "index.sqlite"
-DIR_LOCK = ".lock"
 USE_ANOTHER = "pass --store a writable folder (it is created if missing) or set RESLAB_HOME"
 
 
@@ -146,8 +147,10 @@ class RunStore:
                 os.replace(path, path.with_name(INDEX + ".damaged"))
                 for log in (path.with_name(INDEX + "-wal"), path.with_name(INDEX + "-shm")):
                     log.unlink(missing_ok=True)
-            note = (f"; the damaged index is kept as {path.name}.damaged (runs kept outside the store cannot be "
-                    "read from it: `reslab train --resume DIR` indexes one again)")  # fmt: skip
+            note = (
+                f"; the damaged index is kept as {path.name}.damaged (runs kept outside the store cannot be "
+                "read from it: `reslab train --resume DIR` indexes one again)"
+            )
         store = cls(path.parent)
         rows = {row["hash"]: row for row in scan(store.runs_dir)}
         for row in old_rows:
@@ -207,17 +210,21 @@ class RunStore:
             return self._abs(row["dir"])  # resume where it was interrupted
         return (Path(out).expanduser() if out else self.runs_dir) / config.run_id()
 
+    def _make_dir(self, path: Path) -> None:
+        fix = USE_ANOTHER if self._inside(path) else "give --out a writable folder"
+        with file_errors(f"nothing was trained; {fix}"):
+            path.mkdir(parents=True, exist_ok=True)
+
     def _train(self, h, config, path, callbacks, dataset, progress, tensorboard) -> RunRecord:
         made = _missing_folders(path)  # removed again if nothing gets trained
         try:
-            fix = USE_ANOTHER if self._inside(path) else "give --out a writable folder"
-            with file_errors(f"nothing was trained; {fix}"):
-                path.mkdir(parents=True, exist_ok=True)
+            self._make_dir(path)
             busy = f"{path} is being trained by another process (perhaps of another store); try again when it ends"
             with locked(path / DIR_LOCK, wait=False, busy=busy):
                 self._start(h, config, path)
-                result = train(config, path, callbacks, resume=True, progress=progress, tensorboard=tensorboard,
-                               dataset=dataset)  # fmt: skip
+                result = train(
+                    config, path, callbacks, resume=True, progress=progress, tensorboard=tensorboard, dataset=dataset
+                )
         except BaseException as exc:
             self._stopped(h, path, made)
             if isinstance(exc, OSError) and os_problem(exc):
@@ -226,14 +233,43 @@ class RunStore:
         self.index.upsert(h, **result_columns(result))
         return self._record(self.index.get(h))
 
-    def _start(self, h: str, config: TrainConfig, path: Path) -> None:
+    def _start(self, h: str, config: TrainConfig, path: Path, env: bool = True) -> None:
+        """config.yaml, env.json (``env``: of this process; a run trained elsewhere brings its own)
+        and the index row that says the run is running."""
         write_config(path, config)
-        if not (path / "env.json").exists():
-            write_json(path / "env.json", collect_env())
+        if env and not (path / ENV).exists():
+            write_json(path / ENV, collect_env())
         self.index.upsert(
-            h, id=path.name, dir=self._rel(path), model=config.model, data=config.data, seed=config.seed,
-            status="running", config=config.to_dict(),
-        )  # fmt: skip
+            h,
+            id=path.name,
+            dir=self._rel(path),
+            model=config.model,
+            data=config.data,
+            seed=config.seed,
+            status="running",
+            config=config.to_dict(),
+        )
+
+    def _hold(self, h: str, config: TrainConfig) -> tuple[Path, list[Path], contextlib.ExitStack]:
+        """For a run trained elsewhere (``IncomingRun``): its locks, taken without waiting, its
+        directory and its index row "running"; returns the directory, the folders made for it
+        and the stack that holds the locks until it closes."""
+        held = contextlib.ExitStack()
+        path, made = None, []
+        try:
+            held.enter_context(self._lock(h, wait=False))
+            path = self._place(h, config, None)
+            made = _missing_folders(path)
+            self._make_dir(path)
+            busy = f"{path} is being trained by another process; try again when it ends"
+            held.enter_context(locked(path / DIR_LOCK, wait=False, busy=busy))
+            self._start(h, config, path, env=False)
+        except BaseException:
+            if path is not None:  # under the run's lock still
+                self._stopped(h, path, made)
+            held.close()
+            raise
+        return path, made, held
 
     def _stopped(self, h: str, path: Path, made: list[Path]) -> None:
         """After a failure: with nothing trained, no directory and no row are left; otherwise
@@ -249,10 +285,21 @@ class RunStore:
             elif self.index.get(h) is not None:
                 self.index.upsert(h, status="stopped")
 
+    def receive(self, config: TrainConfig) -> IncomingRun:
+        """Take in a run that a worker trains elsewhere and sends back as files (Ray's
+        driver-owned store): see ``IncomingRun``. The caller has checked it is not finished."""
+        _preflight(config, device=False)  # the device is the worker's, not this machine's
+        return IncomingRun(self, config)
+
     def resume(self, run_dir: str | Path, **kwargs: Any) -> RunRecord:
         """Continue the run in ``run_dir`` (from its config.yaml and checkpoint), or index it
-        if it finished. Refused when this store keeps the same run in another directory
-        (``run_dir`` is a copy): adopting it would orphan the original."""
+        if it finished (see ``resumable``)."""
+        return self.run(self.resumable(run_dir), run_dir=Path(run_dir).expanduser(), **kwargs)
+
+    def resumable(self, run_dir: str | Path) -> TrainConfig:
+        """The config of the run in ``run_dir``, which this store may continue. Refused when
+        this store keeps the same run in another directory (``run_dir`` is a copy): adopting
+        it would orphan the original."""
         run_dir = Path(run_dir).expanduser()
         found = read_config(run_dir) if run_dir.is_dir() else None
         if found is None:
@@ -271,7 +318,11 @@ class RunStore:
                 f"this store keeps that run at {other}, and {run_dir} is a copy of it; continue that one "
                 f"(reslab train --resume {other}), or forget it first (reslab runs rm {row['id']}) to adopt the copy"
             )
-        return self.run(config, run_dir=run_dir, **kwargs)
+        return config
+
+    def place(self, config: TrainConfig, out: str | Path | None = None) -> Path:
+        """The directory the run of ``config`` is in, or would be put in (see ``run``'s ``out``)."""
+        return self._place(config.hash(), config, out)
 
     def _lock(self, h: str, wait: bool = True) -> contextlib.AbstractContextManager[None]:
         busy = "that run is being trained by another process; try again when it ends"
@@ -295,10 +346,17 @@ class RunStore:
             if status == "running" and not is_held(self.locks_dir / f"{row['hash']}.lock"):
                 status = "interrupted"
         return RunRecord(
-            id=row["id"], hash=row["hash"], dir=path, status=status, config=TrainConfig.from_dict(row["config"]),
-            result=result, created=row.get("created"), updated=row.get("updated"),
-            external=not self._inside(path), problem=problem,  # older indexes hold absolute paths
-        )  # fmt: skip
+            id=row["id"],
+            hash=row["hash"],
+            dir=path,
+            status=status,
+            config=TrainConfig.from_dict(row["config"]),
+            result=result,
+            created=row.get("created"),
+            updated=row.get("updated"),
+            external=not self._inside(path),
+            problem=problem,  # older indexes hold absolute paths
+        )
 
     def lookup(self, config: TrainConfig) -> RunRecord | None:
         """The stored run of ``config`` (any status), without training anything."""
@@ -318,8 +376,15 @@ class RunStore:
             terms.append((key, value) if sep else ("id", term if any(c in term for c in "*?[") else f"*{term}*"))
         out = []
         for record in map(self._record, self.index.all()):
-            values = {"id": record.id, "hash": record.hash, "model": record.config.model, "data": record.config.data,
-                      "seed": record.config.seed, "status": record.status, "dir": str(record.dir)}  # fmt: skip
+            values = {
+                "id": record.id,
+                "hash": record.hash,
+                "model": record.config.model,
+                "data": record.config.data,
+                "seed": record.config.seed,
+                "status": record.status,
+                "dir": str(record.dir),
+            }
             if any(values.get(k) != v for k, v in fields.items()):
                 continue
             if all(fnmatch.fnmatchcase(str(values.get(key, "")), glob) for key, glob in terms):
@@ -383,14 +448,15 @@ class RunStore:
         return self.get(record.hash)
 
 
-def _preflight(config: TrainConfig) -> None:
+def _preflight(config: TrainConfig, device: bool = True) -> None:
     """Name errors (unknown model or dataset, a device this machine lacks) before any directory is made."""
     get_entry(config.model)
     if config.data not in DATASETS:
         raise ConfigError(
             f"unknown dataset {config.data!r}; choose one of {', '.join(DATASETS)} (see `reslab data ls`)"
         )
-    resolve_device(config.device)
+    if device:
+        resolve_device(config.device)
 
 
 def _check_done(path: Path, h: str) -> tuple[dict[str, Any] | None, str | None]:

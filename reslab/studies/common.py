@@ -46,8 +46,10 @@ def describe(s: Summary, unit: str = "%") -> str:
     return f"{s.mean:.1f} ± {s.std:.1f}{unit}" if s.n > 1 else f"{s.mean:.1f}{unit}"
 
 
-def mean_curve(records: Sequence[RunRecord], kind: str, key: str) -> tuple[list[float], list[float], list[float]]:
-    """Steps, mean and std over seeds of ``key`` in the metrics lines of ``kind``, in %.
+def mean_curve(
+    records: Sequence[RunRecord], kind: str, key: str, scale: float = 100.0
+) -> tuple[list[float], list[float], list[float]]:
+    """Steps, mean and std over seeds of ``key`` in the metrics lines of ``kind``, times ``scale`` (% by default).
 
     Only steps every seed logged are kept (a diverged seed's curve stops early; the
     mean is then over the seeds still running)."""
@@ -55,7 +57,7 @@ def mean_curve(records: Sequence[RunRecord], kind: str, key: str) -> tuple[list[
     for record in records:
         for line in record.metrics():
             if line.get("kind") == kind and isinstance(line.get(key), int | float):
-                per_step.setdefault(int(line["step"]), []).append(100.0 * line[key])
+                per_step.setdefault(int(line["step"]), []).append(scale * line[key])
     steps = sorted(per_step)
     means = [float(np.mean(per_step[s])) for s in steps]
     stds = [float(np.std(per_step[s], ddof=1)) if len(per_step[s]) > 1 else 0.0 for s in steps]

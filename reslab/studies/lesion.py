@@ -2,36 +2,45 @@
 
 If a ResNet is an ensemble of many paths of differing length, removing one block removes
 only the half of the paths through it and the net degrades gracefully; a plain net has a
-single path, and removing any layer breaks it. The nets are the degradation study's deep
-plain and residual nets (the same runs; nothing is trained twice).
+single path, and removing any of its layers breaks it. As in Veit2016, the plain net is one
+that trains well (their VGG; here the degradation study's shallow plain net, at its
+converged training error), and the ResNet is the degradation study's deepest one: the same
+runs, nothing trained twice.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..probes import LesionResult, lesion_study
+from ..runs.store import RunRecord
 from . import degradation
 from .base import Study, StudyContext
 from .common import CHANCE_10, eval_data
 from .results import FigureSpec, Series, StudyResult
 from .stats import summarize
+from .trained import converged
 from .verdict import Verdict
 
+SMALL = 5.0  # percentage points: "barely hurts"
+HALFWAY = 0.5  # share of the way from the baseline to chance that "kills" a plain net
+STEP_SHARE = 0.5  # no single step in k may carry more than this share of the rise: "smoothly"
 CLAIM = (
     "Deleting one block of a trained ResNet at test time barely raises its error, while deleting one "
-    "layer of a plain net drives it towards chance; error grows smoothly with the number of deleted blocks."
+    "block of a plain net that trains well drives it towards chance; the ResNet's error grows smoothly "
+    "with the number of deleted blocks."
 )
-SMALL = 5.0  # percentage points: "barely hurts"
 RULE = (
-    "On the deepest nets of the degradation study, test error after deleting blocks at test time, mean "
-    "over seeds. Holds when (1) the median increase over single deletions of non-downsampling residual "
-    f"blocks is at most {SMALL:.0f} points, (2) the median single-layer deletion of the plain net of the "
-    "same depth lands at least halfway from its baseline to chance (90%), and (3) the residual net's "
-    "error grows smoothly with the number k of randomly deleted blocks: no single step in k accounts "
-    "for more than half of the rise from k = 1 to the largest k."
+    "Test error after deleting blocks at test time, on converged nets of the degradation study (its "
+    "precondition), mean over seeds. Holds when (1) the median increase over single deletions of "
+    f"non-downsampling blocks of the deepest ResNet is at most {SMALL:g} points, (2) the median single "
+    f"deletion in the shallowest plain net (the plain net that trains well) lands at least {HALFWAY:.0%} "
+    "of the way from its baseline to chance (90%), and (3) the ResNet's error grows smoothly with the "
+    f"number k of randomly deleted blocks: no single step in k carries more than {STEP_SHARE:.0%} of the "
+    "rise from k = 1 to the largest k."
 )
 ANCHORS = {
     "source": "Veit2016 Fig. 3-5 (CIFAR-10 test error %, pre-activation ResNet-110, 54 blocks)",
@@ -53,124 +62,161 @@ class Settings:
 
 SETTINGS = {
     "smoke": Settings(test_size=64, draws=1, k_step=2),
-    # every lesion costs a partial forward pass: 500 images, k = 1, 4, 7, ... and 2 draws keep the
-    # six nets under a minute on 2 cores
-    "quick": Settings(test_size=500, draws=2, k_step=3),
+    "quick": Settings(test_size=1000, draws=6, k_step=1),
     "full": Settings(test_size=None, draws=10, k_step=1),
 }
 
 
-def _lesions(ctx: StudyContext, s: Settings, kind: str) -> tuple[list[LesionResult], list[str]]:
-    deg = degradation.SETTINGS[ctx.scale]
-    records = ctx.train(degradation.configs(deg, ctx.seeds, kind, deg.depths[-1]), f"{kind}-{deg.depths[-1]}")
+def lesions(ctx: StudyContext, s: Settings, records: Sequence[RunRecord], name: str, random_k: bool) -> list:
+    """The lesion probe on each trained net (with k random deletions and swaps if ``random_k``)."""
     out = []
-    for seed, record in enumerate(records):
+    for seed, record in zip(ctx.seeds, records):
         model = record.load_model()
         x, y = eval_data(record.config, "test", s.test_size)
-        n = len(model.blocks)
-        # random deletions and reorderings are asked of the residual nets only (rule 3)
-        ks = list(range(1, n // 2 + 1, s.k_step)) if kind == "resnet" else []
+        ks = list(range(1, len(model.blocks) // 2 + 1, s.k_step)) if random_k else []
         result = lesion_study(model, x, y, delete_k=ks, reorder_k=ks, draws=s.draws, seed=seed)
-        result.save(ctx.data_path(f"{kind}-seed{seed}"))
+        result.save(ctx.data_path(f"{name}-seed{seed}"))
         out.append(result)
-    return out, [r.id for r in records]
+    return out
 
 
-def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
-    depth = degradation.SETTINGS[ctx.scale].depths[-1]
-    res, res_runs = _lesions(ctx, s, "resnet")
-    plain, plain_runs = _lesions(ctx, s, "plain")
+def k_curve(results: Sequence[LesionResult]) -> np.ndarray:
+    """Mean test error (%) over seeds and draws for each number k of deleted blocks."""
+    return np.mean([100 * r.delete_error.mean(axis=1) for r in results], axis=0)
 
-    v = Verdict()
-    medians = [100 * r.median_single_increase for r in res]
-    med = summarize(medians)
-    v.check(f"median increase for deleting a residual block: {med} points (≤ {SMALL:.0f})", med.mean <= SMALL)
-    halfway = []
-    for r in plain:
-        same = ~r.downsampling & np.isfinite(r.single_error)
-        base = 100 * r.baseline_error
-        halfway.append((100 * float(np.median(r.single_error[same])) - base) / max(CHANCE_10 - base, 1e-9))
-    hw = summarize(halfway)
-    plain_med = summarize([100 * float(np.nanmedian(r.single_error[~r.downsampling])) for r in plain])
-    v.check(
-        f"plain-{depth}: median single deletion {plain_med}% error, {100 * hw.mean:.0f}% of the way from its "
-        f"baseline {summarize([100 * r.baseline_error for r in plain])}% to chance (≥ 50%)",
-        hw.mean >= 0.5,
-    )
-    curve = np.mean([100 * r.delete_error.mean(axis=1) for r in res], axis=0)
+
+def smooth_check(v: Verdict, name: str, results: Sequence[LesionResult]) -> None:
+    curve = k_curve(results)
     steps = np.diff(curve)
     rise = curve[-1] - curve[0] if len(curve) > 1 else float("nan")
     biggest = float(steps.max()) if len(steps) else float("nan")
+    ks = results[0].delete_k
     v.check(
-        f"error vs k rises from {curve[0]:.1f}% (k = {res[0].delete_k[0]}) to {curve[-1]:.1f}% "
-        f"(k = {res[0].delete_k[-1]}); largest single step {biggest:.1f} points",
-        None if not len(steps) or rise <= 0 else biggest <= 0.5 * rise,
+        f"{name}: error vs k rises from {curve[0]:.1f}% (k = {ks[0]}) to {curve[-1]:.1f}% (k = {ks[-1]}); "
+        f"largest single step {biggest:.1f} points ({biggest / rise:.0%} of the rise)",
+        None if not len(steps) or rise <= 0 else biggest <= STEP_SHARE * rise,
     )
 
-    n = res[0].num_blocks
-    blocks = list(range(n))
-    marks = [float(i) for i in np.flatnonzero(res[0].downsampling)]
-    figures = [
+
+def judge(res: list[LesionResult], plain: list[LesionResult], groups, names: tuple[str, str]) -> Verdict:
+    v = Verdict()
+    converged(v, groups)
+    med = summarize([100 * r.median_single_increase for r in res])
+    v.check(f"{names[0]}: median increase for deleting one block {med} points (≤ {SMALL:g})", med.mean <= SMALL)
+    halfway, medians = [], []
+    for r in plain:
+        same = ~r.downsampling & np.isfinite(r.single_error)
+        base, median = 100 * r.baseline_error, 100 * float(np.median(r.single_error[same]))
+        halfway.append((median - base) / max(CHANCE_10 - base, 1e-9))
+        medians.append(median)
+    hw = summarize(halfway)
+    v.check(
+        f"{names[1]}: median single deletion {summarize(medians)}% error, {hw.mean:.0%} of the way from its "
+        f"baseline {summarize([100 * r.baseline_error for r in plain])}% to chance (≥ {HALFWAY:.0%})",
+        hw.mean >= HALFWAY,
+    )
+    smooth_check(v, names[0], res)
+    return v
+
+
+def figures(res: list[LesionResult], plain: list[LesionResult], names: tuple[str, str]) -> list[FigureSpec]:
+    return [
+        single_deletions_figure([(names[0], res), (names[1], plain)]),
+        k_figure([(names[0], res)]),
         FigureSpec(
-            "bars", f"Test error after deleting one block (ResNet-{depth} vs plain-{depth})", "deleted block",
-            "test error (%)", categories=[str(i) for i in blocks],
+            "lines",
+            "Reordering by k random swaps",
+            "Kendall τ of the block order",
+            "test error (%)",
             series=[
-                Series(f"ResNet-{depth}", blocks, _mean_over_seeds([100 * r.single_error for r in res]),
-                       _std_over_seeds([100 * r.single_error for r in res])),
-                Series(f"plain-{depth}", blocks, _mean_over_seeds([100 * r.single_error for r in plain]),
-                       _std_over_seeds([100 * r.single_error for r in plain])),
+                Series(
+                    names[0],
+                    mean_over([r.reorder_tau.mean(axis=1) for r in res]),
+                    mean_over([100 * r.reorder_error.mean(axis=1) for r in res]),
+                    None,
+                    "solid+markers",
+                )
             ],
-            hlines=[{"y": float(np.mean([100 * r.baseline_error for r in res])), "label": "ResNet, nothing deleted"},
-                    {"y": CHANCE_10, "label": "chance"}],
-            marks=marks, caption="Shaded: downsampling blocks.",
-        ),
-        FigureSpec(
-            "lines", "Deleting k random blocks", "blocks deleted (k)", "test error (%)",
-            series=[Series(f"ResNet-{depth}", [float(k) for k in res[0].delete_k], list(curve),
-                           list(np.std([100 * r.delete_error.mean(axis=1) for r in res], axis=0)), "solid+markers")],
             panel="k",
         ),
-        FigureSpec(
-            "lines", "Reordering by k random swaps", "Kendall τ of the block order", "test error (%)",
-            series=[Series(f"ResNet-{depth}", _mean_over_seeds([r.reorder_tau.mean(axis=1) for r in res]),
-                           _mean_over_seeds([100 * r.reorder_error.mean(axis=1) for r in res]), None,
-                           "solid+markers")],
-            panel="k",
-        ),
-    ]  # fmt: skip
+    ]
+
+
+def single_deletions_figure(nets: Sequence[tuple[str, list[LesionResult]]]) -> FigureSpec:
+    """Veit2016 Fig. 3: test error with each block deleted, one bar group per block position."""
+    n = max(rs[0].num_blocks for _, rs in nets)
+    blocks = list(range(n))
+    series, hlines = [], []
+    for name, rs in nets:
+        rows = [np.pad(100 * r.single_error, (0, n - r.num_blocks), constant_values=np.nan) for r in rs]
+        series.append(Series(name, blocks, mean_over(rows), std_over(rows)))
+        hlines.append({"y": float(np.mean([100 * r.baseline_error for r in rs])), "label": f"{name}, nothing deleted"})
+    first = nets[0][1][0]
+    return FigureSpec(
+        "bars",
+        "Test error after deleting one block",
+        "deleted block",
+        "test error (%)",
+        series,
+        categories=[str(i) for i in blocks],
+        hlines=[*hlines, {"y": CHANCE_10, "label": "chance"}],
+        marks=[float(i) for i in np.flatnonzero(first.downsampling)],
+        caption="Shaded: downsampling blocks of the first net.",
+    )
+
+
+def k_figure(nets: Sequence[tuple[str, list[LesionResult]]]) -> FigureSpec:
+    """Veit2016 Fig. 5a: test error against the number of randomly deleted blocks."""
+    series = []
+    for name, rs in nets:
+        rows = [100 * r.delete_error.mean(axis=1) for r in rs]
+        series.append(
+            Series(name, [float(k) for k in rs[0].delete_k], mean_over(rows), std_over(rows), "solid+markers")
+        )
+    return FigureSpec("lines", "Deleting k random blocks", "blocks deleted (k)", "test error (%)", series, panel="k")
+
+
+def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
+    deg = degradation.SETTINGS[ctx.scale]
+    shallow, deep = deg.depths[0], deg.depths[-1]
+    groups = degradation.trained(ctx, deg, depths=(shallow, deep))
+    net, plain_net = groups[degradation.label("resnet", deep)], groups[degradation.label("plain", shallow)]
+    names = (net.label, plain_net.label)
+    res = lesions(ctx, s, net.records, "resnet", random_k=True)
+    plain = lesions(ctx, s, plain_net.records, "plain", random_k=False)
+    med = summarize([100 * r.median_single_increase for r in res])
+    plain_med = summarize([100 * float(np.nanmedian(r.single_error[~r.downsampling])) for r in plain])
     numbers = {
-        "baseline test error %": summarize([100 * r.baseline_error for r in res]).to_dict(),
-        f"ResNet-{depth} median single-deletion increase (points)": med.to_dict(),
-        f"ResNet-{depth} worst non-downsampling deletion %": summarize(
+        f"{names[0]} baseline test error %": summarize([100 * r.baseline_error for r in res]).to_dict(),
+        f"{names[0]} median single-deletion increase (points)": med.to_dict(),
+        f"{names[0]} worst non-downsampling deletion %": summarize(
             [100 * r.max_single_error_same_shape for r in res]
         ).to_dict(),
-        f"plain-{depth} baseline test error %": summarize([100 * r.baseline_error for r in plain]).to_dict(),
-        f"plain-{depth} median single-deletion error %": plain_med.to_dict(),
-        "lesion evaluation cost (cached / naive branch evaluations)": round(
-            res[0].branch_evals / res[0].naive_branch_evals, 3
-        ),
+        f"{names[1]} baseline test error %": summarize([100 * r.baseline_error for r in plain]).to_dict(),
+        f"{names[1]} median single-deletion error %": plain_med.to_dict(),
     }
+    n = res[0].num_blocks
     return STUDY.result(
         ctx,
-        v,
+        judge(res, plain, [net, plain_net], names),
         numbers=numbers,
-        key_number=f"delete one block: ResNet +{med.mean:.1f} points (median), plain → {plain_med.mean:.0f}%",
-        figures=figures,
+        key_number=f"delete one block: {names[0]} +{med.mean:.1f} points (median), {names[1]} → {plain_med.mean:.0f}%",
+        figures=figures(res, plain, names),
         setup={
-            "models": f"the degradation study's ResNet-{depth} and plain-{depth} ({ctx.seeds} seeds each)",
+            "models": f"the degradation study's {names[0]} and {names[1]} ({len(ctx.seeds)} seeds each)",
             "data": f"{s.test_size or 'all'} test images",
-            "lesions": f"every block; k random deletions and k random swaps of same-shape blocks, "
-            f"k = 1…{n // 2} in steps of {s.k_step}, {s.draws} draws each",
+            "lesions": f"every block; in {names[0]} also k random deletions and k random swaps of same-shape "
+            f"blocks, k = 1…{n // 2} in steps of {s.k_step}, {s.draws} draws each",
         },
-        runs=res_runs + plain_runs,
+        runs=[r.id for g in (net, plain_net) for r in g.records],
     )
 
 
-def _mean_over_seeds(rows: list) -> list[float]:
+def mean_over(rows: list) -> list[float]:
     return [float(v) for v in np.nanmean(np.array(rows, dtype=float), axis=0)]
 
 
-def _std_over_seeds(rows: list) -> list[float]:
+def std_over(rows: list) -> list[float]:
     arr = np.array(rows, dtype=float)
     return [float(v) for v in (np.nanstd(arr, axis=0, ddof=1) if len(arr) > 1 else np.zeros(arr.shape[1]))]
 
@@ -185,4 +231,5 @@ STUDY = Study(
     settings=SETTINGS,
     analyze=analyze,
     uses=("degradation",),  # the degradation study plans (and owns) these runs
+    order=70,
 )

@@ -18,6 +18,7 @@ from .base import Study, StudyContext
 from .common import eval_data
 from .results import FigureSpec, Series, StudyResult
 from .stats import summarize
+from .trained import converged
 from .verdict import Verdict
 
 CLAIM = (
@@ -28,7 +29,7 @@ CLAIM = (
 SHARE = 0.9
 R2 = 0.9
 RULE = (
-    "On each trained deep ResNet of the degradation study: (1) the mean gradient magnitude at the first "
+    "On each trained deep ResNet of the degradation study (converged: its precondition): (1) the mean gradient magnitude at the first "
     "block's input falls roughly exponentially with path length k: the fitted slope of log10(magnitude) "
     f"against k is negative with R² ≥ {R2} (mean over seeds), and (2) the effective range (the shortest "
     f"interval of lengths holding {SHARE:.0%} of the total contribution, count × magnitude) ends below "
@@ -56,12 +57,9 @@ SETTINGS = {
 }
 
 
-def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
-    deg = degradation.SETTINGS[ctx.scale]
-    depth = deg.depths[-1]
-    records = ctx.train(degradation.configs(deg, ctx.seeds, "resnet", depth), f"resnet-{depth}")
-    results: list[PathResult] = []
-    for seed, record in enumerate(records):
+def measure(ctx: StudyContext, s: Settings, records) -> list[PathResult]:
+    results = []
+    for seed, record in zip(ctx.seeds, records):
         x, y = eval_data(record.config, "train", s.images)
         r = path_gradients(
             record.load_model(),
@@ -74,11 +72,15 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
         )
         r.save(ctx.data_path(f"resnet-seed{seed}"))
         results.append(r)
+    return results
+
+
+def judge(results: list[PathResult], net) -> Verdict:
     n = results[0].num_blocks
     slope = summarize([r.log10_decay_per_block for r in results])
     r2 = summarize([r.decay_r2 for r in results])
-    ends = [r.effective_range[1] for r in results]
     v = Verdict()
+    converged(v, [net])
     v.check(
         f"log10 gradient magnitude falls by {-slope.mean:.3f} ± {slope.std:.3f} per block on the path, "
         f"straight-line fit R² = {r2.mean:.2f}",
@@ -87,47 +89,88 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
     v.check(
         f"effective ranges {', '.join(f'{a}–{b}' for a, b in (r.effective_range for r in results))} end "
         f"below the mean path length n/2 = {n / 2:g}",
-        all(e < n / 2 for e in ends),
+        all(r.effective_range[1] < n / 2 for r in results),
     )
+    return v
+
+
+def figures(results: list[PathResult], name: str) -> list[FigureSpec]:
+    """Veit2016 Fig. 6: (a) how many paths of each length, (b) the gradient along one, (c) their product."""
     lengths = [float(k) for k in results[0].lengths]
+    share = [float(v) for v in np.mean([r.contribution_share for r in results], axis=0)]
+    # magnitudes span orders of magnitude: mean and spread over seeds in log space, so the
+    # band is a factor either way and never reaches zero on the log axis
+    logs = np.log10(np.array([r.magnitude for r in results], dtype=float))
+    centre, spread = logs.mean(axis=0), logs.std(axis=0, ddof=1) if len(logs) > 1 else np.zeros(logs.shape[1])
+    magnitude = Series(
+        name,
+        lengths,
+        list(10**centre),
+        style="solid+markers",
+        lower=list(10 ** (centre - spread)),
+        upper=list(10 ** (centre + spread)),
+    )
+    first = results[0].effective_range
+    return [
+        FigureSpec(
+            "lines",
+            "(a) Distribution of path length",
+            "path length",
+            "share of paths",
+            [Series("Binomial(n, 1/2)", lengths, list(results[0].path_share))],
+            panel="veit6",
+        ),
+        FigureSpec(
+            "lines",
+            "(b) Gradient magnitude per path",
+            "path length",
+            "gradient magnitude",
+            [magnitude],
+            logy=True,
+            panel="veit6",
+            caption="Geometric mean over seeds; band: × or ÷ the geometric std.",
+        ),
+        FigureSpec(
+            "lines",
+            "(c) Total gradient per length",
+            "path length",
+            "share of total gradient",
+            [Series(name, lengths, share)],
+            panel="veit6",
+            marks=[float(first[0]), float(first[1])],
+            caption=f"Marks: the effective range holding {SHARE:.0%} of the total (seed 0).",
+        ),
+    ]
 
-    def mean(attr: str) -> list[float]:
-        return [float(v) for v in np.mean([getattr(r, attr) for r in results], axis=0)]
 
-    figures = [
-        FigureSpec("lines", "(a) Distribution of path length", "path length", "share of paths",
-                   [Series("Binomial(n, 1/2)", lengths, list(results[0].path_share))], panel="veit6"),
-        FigureSpec("lines", "(b) Gradient magnitude per path", "path length", "gradient magnitude",
-                   [Series(f"ResNet-{depth}", lengths, mean("magnitude"),
-                           [float(v) for v in np.std([r.magnitude for r in results], axis=0)], "solid+markers")],
-                   logy=True, panel="veit6"),
-        FigureSpec("lines", "(c) Total gradient per length", "path length", "share of total gradient",
-                   [Series(f"ResNet-{depth}", lengths, mean("contribution_share"))], panel="veit6",
-                   marks=[float(results[0].effective_range[0]), float(results[0].effective_range[1])],
-                   caption=f"Marks: the effective range holding {SHARE:.0%} of the total (seed 0)."),
-    ]  # fmt: skip
+def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
+    deg = degradation.SETTINGS[ctx.scale]
+    depth = deg.depths[-1]
+    net = degradation.trained(ctx, deg, kinds=("resnet",), depths=(depth,))[degradation.label("resnet", depth)]
+    results = measure(ctx, s, net.records)
+    n, first = results[0].num_blocks, results[0]
     numbers = {
         "blocks n": n,
         "mean path length n/2": n / 2,
-        "paths holding 90% of all paths": f"{results[0].path_range[0]}–{results[0].path_range[1]}",
+        "paths holding 90% of all paths": f"{first.path_range[0]}–{first.path_range[1]}",
         "effective range per seed": [list(r.effective_range) for r in results],
         "effective paths, share of all paths": summarize([r.effective_path_share for r in results]).to_dict(),
-        "log10 magnitude per block on the path": slope.to_dict(),
-        "straight-line R²": r2.to_dict(),
+        "log10 magnitude per block on the path": summarize([r.log10_decay_per_block for r in results]).to_dict(),
+        "straight-line R²": summarize([r.decay_r2 for r in results]).to_dict(),
     }
     return STUDY.result(
         ctx,
-        v,
+        judge(results, net),
         numbers=numbers,
-        key_number=f"effective range {results[0].effective_range[0]}–{results[0].effective_range[1]} "
+        key_number=f"effective range {first.effective_range[0]}–{first.effective_range[1]} "
         f"of n = {n} blocks (mean length {n / 2:g})",
-        figures=figures,
+        figures=figures(results, net.label),
         setup={
-            "models": f"the degradation study's ResNet-{depth} ({ctx.seeds} seeds)",
+            "models": f"the degradation study's {net.label} ({len(ctx.seeds)} seeds)",
             "data": f"{s.images} training images, batches of {s.batch_size}",
             "sampling": f"{s.samples_per_length} random paths per length, every length 0…{n}",
         },
-        runs=[r.id for r in records],
+        runs=[r.id for r in net.records],
     )
 
 
@@ -141,4 +184,5 @@ STUDY = Study(
     settings=SETTINGS,
     analyze=analyze,
     uses=("degradation",),
+    order=80,
 )

@@ -32,12 +32,13 @@ CLAIM = (
     "at least about 1, even when the branches are small; a plain stack's collapses, and shortcuts "
     "scaled by λ multiply it by λ per unit."
 )
-FLOOR, COLLAPSED = 0.9, 1e-3
+FLOOR, COLLAPSED = 0.9, 1e-3  # "at least about 1"; "collapsed"
+LAMBDA, LAMBDA_TOL = 0.5, 0.1  # the scaled shortcut, and how close its per-unit factor must come (relative)
 RULE = (
     "At initialization, mean over seeds. Holds when (1) with identity shortcuts the smallest ratio over "
     f"all units is ≥ {FLOOR} at every branch scale s; (2) the plain stack's ratio at the first unit is "
-    f"< {COLLAPSED:g} at every s < 1; and (3) with shortcuts scaled by λ = 0.5 and branches scaled by "
-    "s = 0.01, the ratio falls by a factor within 10% of 0.5 per unit (fitted over all units)."
+    f"< {COLLAPSED:g} at every s < 1; and (3) with shortcuts scaled by λ = {LAMBDA} and the smallest branch "
+    f"scale s, the ratio falls by a factor within {LAMBDA_TOL:.0%} of λ per unit (fitted over all units)."
 )
 ANCHORS = {
     "source": "He2016 Sec. 3 (Eq. 4-5) and Sec. 3.1 (Eq. 6-7)",
@@ -48,7 +49,7 @@ ANCHORS = {
 FAMILIES = {
     "identity": ("identity shortcut", {"shortcut": "identity"}),
     "plain": ("plain (no shortcut)", {"shortcut": "none"}),
-    "scale": ("shortcut × 0.5", {"shortcut": "scale", "shortcut_scale": 0.5}),
+    "scale": (f"shortcut × {LAMBDA}", {"shortcut": "scale", "shortcut_scale": LAMBDA}),
     "shortcut-gate": ("shortcut-only gate, b = 0", {"shortcut": "shortcut-gate", "gate_bias": 0.0}),
     "exclusive-gate": ("exclusive gate, b = −6", {"shortcut": "exclusive-gate", "gate_bias": -6.0}),
     "linear": ("1×1 (linear) shortcut", {"shortcut": "projection"}),
@@ -77,51 +78,62 @@ def _net(s: Settings, options: dict, seed: int) -> torch.nn.Module:
     return mlp(**base, **options).train()
 
 
-def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
+def measure(ctx: StudyContext, s: Settings) -> dict[tuple[str, float], np.ndarray]:
+    """The ratio per unit for every family and branch scale: (seeds, units + 1) arrays."""
     config = TrainConfig(model="mlp_residual", data="fashion-mnist", data_options={"train_size": s.batch})
     x, y = eval_data(config.replace(data_dir=ctx.data_dir), "train", s.batch)
-    res: dict[tuple[str, float], list[Propagation]] = {}
+    ratios, shares = {}, []
     for fam, (_, options) in FAMILIES.items():
         for scale in s.scales:
-            res[fam, scale] = []
-            for seed in range(ctx.seeds):
+            runs: list[Propagation] = []
+            for seed in ctx.seeds:
                 r = signal_propagation(_net(s, options, seed), x, y, branch_scale=scale, dtype=torch.float64, seed=seed)
                 r.save(ctx.data_path(f"{fam}-s{scale:g}-seed{seed}"))
-                res[fam, scale].append(r)
+                runs.append(r)
+            ratios[fam, scale] = np.array([r.ratio for r in runs])
+            if fam == "identity" and scale == 1.0:
+                shares = [r.identity_share for r in runs]
+    ratios["identity share", 1.0] = np.array(shares)
+    return ratios
 
-    def ratios(fam: str, scale: float) -> np.ndarray:
-        return np.array([r.ratio for r in res[fam, scale]])  # (seeds, units + 1)
 
+def lambda_factor(ratios: dict, s: Settings) -> float:
+    """The per-unit factor of the λ-scaled shortcut's ratio at the smallest branch scale (a log-linear fit)."""
+    lam = ratios["scale", min(s.scales)].mean(axis=0)
+    if not np.all(lam > 0):
+        return float("nan")
+    return float(10 ** -np.polyfit(np.arange(len(lam)), np.log10(lam), 1)[0])
+
+
+def judge(ratios: dict, s: Settings) -> Verdict:
     v = Verdict()
-    mins = {sc: summarize(ratios("identity", sc).min(axis=1)) for sc in s.scales}
-    v.check(
-        "identity: smallest ratio over units "
-        + ", ".join(f"{mins[sc].mean:.2f} at s = {sc:g}" for sc in s.scales)
-        + f" (≥ {FLOOR})",
-        all(m.mean >= FLOOR for m in mins.values()),
-    )
-    firsts = {sc: summarize(ratios("plain", sc)[:, 0]) for sc in s.scales}
+    mins = {sc: summarize(ratios["identity", sc].min(axis=1)) for sc in s.scales}
+    listed = ", ".join(f"{mins[sc].mean:.2f} at s = {sc:g}" for sc in s.scales)
+    v.check(f"identity: smallest ratio over units {listed} (≥ {FLOOR})", all(m.mean >= FLOOR for m in mins.values()))
+    firsts = {sc: summarize(ratios["plain", sc][:, 0]) for sc in s.scales}
     small = [sc for sc in s.scales if sc < 1]
+    listed = ", ".join(f"{firsts[sc].mean:.3g} at s = {sc:g}" for sc in s.scales)
     v.check(
-        "plain: ratio at the first unit "
-        + ", ".join(f"{firsts[sc].mean:.3g} at s = {sc:g}" for sc in s.scales)
-        + f" (< {COLLAPSED:g} for s < 1)",
+        f"plain: ratio at the first unit {listed} (< {COLLAPSED:g} for s < 1)",
         all(firsts[sc].mean < COLLAPSED for sc in small) if small else None,
     )
-    lam = ratios("scale", min(s.scales)).mean(axis=0)
-    units = np.arange(len(lam))
-    factor = float(10 ** -np.polyfit(units, np.log10(lam), 1)[0]) if np.all(lam > 0) else float("nan")
-    v.check(f"shortcut × 0.5: ratio falls by {factor:.3f} per unit (0.5 ± 10%)", abs(factor - 0.5) <= 0.05)
+    factor = lambda_factor(ratios, s)
+    v.check(
+        f"shortcut × {LAMBDA}: ratio falls by {factor:.3f} per unit ({LAMBDA} ± {LAMBDA_TOL:.0%})",
+        abs(factor - LAMBDA) <= LAMBDA_TOL * LAMBDA,
+    )
+    return v
 
-    xs = [float(u) for u in units]
-    figures = []
+
+def figures(ratios: dict, s: Settings) -> list[FigureSpec]:
+    xs = [float(u) for u in range(ratios["identity", 1.0].shape[1])]
+    out = []
     for sc in s.scales:
         series = []
         for fam, (label, _) in FAMILIES.items():
-            r = ratios(fam, sc)
             with np.errstate(divide="ignore"):
-                series.append(Series(label, xs, [float(v) for v in np.exp(np.log(r).mean(axis=0))]))
-        figures.append(
+                series.append(Series(label, xs, [float(v) for v in np.exp(np.log(ratios[fam, sc]).mean(axis=0))]))
+        out.append(
             FigureSpec(
                 "lines",
                 f"‖∂E/∂x_l‖ / ‖∂E/∂x_L‖, branches scaled by s = {sc:g}",
@@ -133,8 +145,8 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
                 panel="ratio",
             )
         )
-    share = np.array([r.identity_share for r in res["identity", 1.0]]).mean(axis=0)
-    figures.append(
+    share = ratios["identity share", 1.0].mean(axis=0)
+    out.append(
         FigureSpec(
             "lines",
             "Identity term's share of the backward signal (identity shortcuts, s = 1)",
@@ -143,19 +155,30 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
             [Series("identity shortcut", xs, [float(v) for v in share])],
         )
     )
-    numbers = {f"identity: min ratio at s={sc:g}": mins[sc].to_dict() for sc in s.scales}
-    numbers |= {f"plain: ratio at first unit, s={sc:g}": firsts[sc].to_dict() for sc in s.scales}
-    numbers["shortcut x 0.5: ratio factor per unit (s=min)"] = round(factor, 4)
+    return out
+
+
+def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
+    ratios = measure(ctx, s)
+    numbers = {
+        f"identity: min ratio at s={sc:g}": summarize(ratios["identity", sc].min(axis=1)).to_dict() for sc in s.scales
+    }
+    numbers |= {
+        f"plain: ratio at first unit, s={sc:g}": summarize(ratios["plain", sc][:, 0]).to_dict() for sc in s.scales
+    }
+    factor = lambda_factor(ratios, s)
+    numbers[f"shortcut x {LAMBDA}: ratio factor per unit (s=min)"] = round(factor, 4)
     for fam, (label, _) in FAMILIES.items():
-        numbers[f"{label}: ratio at first unit, s=1"] = summarize(ratios(fam, 1.0)[:, 0]).to_dict()
-    numbers["identity share at the first unit, s=1"] = round(float(share[0]), 3)
+        numbers[f"{label}: ratio at first unit, s=1"] = summarize(ratios[fam, 1.0][:, 0]).to_dict()
+    numbers["identity share at the first unit, s=1"] = round(float(ratios["identity share", 1.0].mean(axis=0)[0]), 3)
+    low = min(s.scales)
     return STUDY.result(
         ctx,
-        v,
+        judge(ratios, s),
         numbers=numbers,
-        key_number=f"first-unit ratio at s = {min(s.scales):g}: identity {ratios('identity', min(s.scales))[:, 0].mean():.2f}, "
-        f"plain {firsts[min(s.scales)].mean:.2g}; ×0.5 shortcut: {factor:.2f}/unit",
-        figures=figures,
+        key_number=f"first-unit ratio at s = {low:g}: identity {ratios['identity', low][:, 0].mean():.2f}, "
+        f"plain {ratios['plain', low][:, 0].mean():.2g}; ×{LAMBDA} shortcut: {factor:.2f}/unit",
+        figures=figures(ratios, s),
         setup={
             "models": f"MLP of {s.units} two-layer pre-activation units (ReLU, no BN) of width {s.width}, He init, "
             "at initialization, with each shortcut",
@@ -175,4 +198,5 @@ STUDY = Study(
     rule=RULE,
     settings=SETTINGS,
     analyze=analyze,
+    order=40,
 )

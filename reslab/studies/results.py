@@ -15,7 +15,8 @@ VERDICTS = ("holds", "fails", "inconclusive")
 
 @dataclass
 class Series:
-    """One line (or bar group) of a figure. ``err`` is a ± band (std over seeds) if given."""
+    """One line (or bar group) of a figure. ``err`` is a ± band (std over seeds) if given;
+    ``lower``/``upper`` give a band that is not symmetric (e.g. × or ÷ a factor on a log axis)."""
 
     label: str
     x: list[float]
@@ -23,6 +24,8 @@ class Series:
     err: list[float] | None = None
     style: str = "solid"  # "solid", "dashed", "dotted" or "markers"
     color: str | None = None  # a matplotlib colour; None lets the report choose
+    lower: list[float] | None = None
+    upper: list[float] | None = None
 
 
 @dataclass
@@ -31,7 +34,9 @@ class FigureSpec:
     - "lines": ``series`` against a shared axis (log axes via ``logx``/``logy``);
     - "bars": ``series`` with categorical ``categories`` on x (one bar group per series);
     - "image": ``matrix`` shown as a heat map (e.g. a gradient covariance);
-    - "images": several matrices side by side (``matrices`` with ``panel_titles``).
+    - "images": several matrices side by side (``matrices`` with ``panel_titles``), on one
+      colour scale; with ``contours`` as filled contour maps (Li2018's loss surfaces) over
+      ``extent`` = [x0, x1, y0, y1].
     ``panel`` groups figures into one row of subplots when they share a panel name.
     """
 
@@ -44,6 +49,8 @@ class FigureSpec:
     matrix: list[list[float]] | None = None
     matrices: list[list[list[float]]] | None = None
     panel_titles: list[str] | None = None
+    contours: bool = False
+    extent: list[float] | None = None
     logx: bool = False
     logy: bool = False
     hlines: list[dict[str, Any]] = field(default_factory=list)  # [{"y": 90, "label": "chance"}]
@@ -72,6 +79,8 @@ class StudyResult:
     elapsed_s: float = 0.0
     runs: list[str] = field(default_factory=list)  # run ids in the store
     key_number: str = ""  # the headline number for the summary table, e.g. "plain-56 68±3% vs plain-20 17±1%"
+    seed_values: list[int] = field(default_factory=list)  # which seeds (a study's seed set K of N: K·N … K·N+N−1)
+    precision: str = "recipe"  # the training precision forced on every run, or "recipe" (each recipe's own)
     code: str = ""  # git commit of the (clean) checkout that computed it; empty when unknown
 
     def __post_init__(self) -> None:

@@ -30,7 +30,7 @@ UNHASHED = ("data_dir", "device", "log_every", "checkpoint_every", "compile")
 COMPILE = ("auto", "on", "off")
 # fields added after runs were stored: hashed only when they differ from their default, so
 # the runs stored before them keep their keys
-ADDED_LATER = {"convergence_check": False}
+ADDED_LATER = {"convergence_check": False, "ranks": 1, "sync_bn": False}
 RECIPE_ADDED_LATER = {"decay_frac": 0.2}
 RECORDED = ("hash", "data_identity")  # written to config.yaml beside the fields, never read back as fields
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -58,6 +58,9 @@ class TrainConfig:
             the two schedules part (a "wsd" or constant schedule shares all but its decay,
             so the check costs a tenth of the run), and record its result as
             ``result["half_schedule"]``: a converged net gains little from the longer schedule.
+        ranks: processes the global batch is split across (DDP under torchrun; see
+            ``distributed.py``): each normalizes BatchNorm with its own share, so it is hashed.
+        sync_bn: BatchNorm statistics over the whole global batch (SyncBatchNorm; CUDA only).
         tag: any text that must make otherwise equal runs distinct (it is hashed).
         log_every: steps between metrics lines (not hashed).
         checkpoint_every: steps between checkpoints; 0 writes one at the end only (not hashed).
@@ -76,6 +79,8 @@ class TrainConfig:
     eval_train_size: int = 5000
     test: bool = True
     convergence_check: bool = False
+    ranks: int = 1
+    sync_bn: bool = False
     tag: str = ""
     log_every: int = 20
     checkpoint_every: int = 0
@@ -104,6 +109,20 @@ class TrainConfig:
             raise ConfigError(f"compile must be one of {', '.join(COMPILE)}, got {self.compile!r}")
         if "data_dir" in self.data_options:
             raise ConfigError("data_dir is a TrainConfig field, not a data option")
+        self._check_ranks()
+
+    def _check_ranks(self) -> None:
+        if not isinstance(self.ranks, int) or isinstance(self.ranks, bool) or self.ranks < 1:
+            raise ConfigError(f"ranks must be an integer >= 1, got {self.ranks!r}")
+        if self.recipe.batch_size % self.ranks:
+            raise ConfigError(
+                f"the batch of {self.recipe.batch_size} cannot be split evenly across {self.ranks} "
+                "ranks; give a batch size that is a multiple of --nproc_per_node"
+            )
+        if self.sync_bn and self.ranks == 1:
+            raise ConfigError("--sync-bn applies to a run across processes (torchrun --nproc_per_node=N, N > 1)")
+        if self.convergence_check and self.ranks > 1:
+            raise ConfigError("the convergence check trains in one process; run it without torchrun")
 
     def data_identity(self) -> str:
         """The identity of the data this run reads (see ``reslab.data.data_identity``)."""

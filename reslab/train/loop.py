@@ -29,6 +29,7 @@ from ..data import BatchLoader, Dataset, load_dataset
 from ..errors import ConfigError
 from ..files import clean_temporaries, jsonable, write_json
 from ..models import count_parameters
+from . import distributed
 from .callbacks import Callback, TrainContext
 from .checkpoint import CHECKPOINT, load_torch, rng_state, save_torch, set_rng_state
 from .config import TrainConfig
@@ -70,15 +71,18 @@ def train(
     checkpoint and a "stopped" result, then re-raises.
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    clean_temporaries(run_dir)
+    writes = distributed.current().writes  # under torchrun, rank 0 alone writes the run directory
+    if writes:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        clean_temporaries(run_dir)
     if resume:
         done = read_result(run_dir)
         if done is not None and done.get("status") in TERMINAL and done.get("config_hash") == config.hash():
             return done
     if tensorboard:
         check_tensorboard()
-    write_config(run_dir, config)
+    if writes:
+        write_config(run_dir, config)
     with run_environment(config):
         return _Run(config, run_dir, list(callbacks), resume, progress, tensorboard, dataset).run()
 
@@ -91,6 +95,8 @@ class _Run:
         self.t_start = time.perf_counter()
         r = self.recipe = config.recipe
         self.device = resolve_device(config.device)
+        self.ranks = distributed.current()
+        distributed.check(config.ranks, config.sync_bn, self.device, self.ranks)
         if dataset is None:
             dataset = load_dataset(config.data, config.data_dir, **config.data_options)
         self.ds = dataset
@@ -99,12 +105,14 @@ class _Run:
             raise ConfigError("the he2015 warm-up watches the training error; it needs a classification task")
         torch.manual_seed(config.seed)
         self.model, self.model_options = build_model(config, dataset)
+        distributed.seed_rank(config.seed, self.ranks)
         self.model.to(self.device)
         self.channels_last, self.precision = self._fastest_layout_and_precision()
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.model.train()
         self.optimizer = make_optimizer(self.model, config, self.device)
+        self.net = distributed.wrap(self.model, self.ranks, self.device, config.sync_bn)  # what a step calls
         self.loader = BatchLoader(
             dataset.train,
             r.batch_size,
@@ -114,10 +122,11 @@ class _Run:
             std=dataset.std,
             device=self.device,
             channels_last=self.channels_last,
+            shard=(self.ranks.rank, self.ranks.world),
         )
         self.steps_per_epoch = self.loader.steps_per_epoch
         self.total = r.total_steps(self.steps_per_epoch)
-        self.forward = self._compiled_or_eager_forward()
+        self.net = self._compiled_where_it_pays(self.net)
         k = min(config.eval_train_size, len(dataset.train))
         pick = torch.randperm(len(dataset.train), generator=torch.Generator().manual_seed(0))[:k]
         self.train_eval = dataset.train.take(pick.sort().values) if k else None
@@ -131,7 +140,7 @@ class _Run:
         self.training = TrainContext(self.model, self.optimizer, run_dir, extra={"config": config, "dataset": dataset})
         resume_step = self._restore() if resume else None
         tb_dir = run_dir / "tensorboard" if tensorboard else None
-        self.log = MetricsLog(run_dir / METRICS, resume_step, tb_dir)
+        self.log = MetricsLog(run_dir / METRICS, resume_step, tb_dir) if self.ranks.writes else distributed.Silent()
         self.progress = progress
 
     def _fastest_layout_and_precision(self) -> tuple[bool, str]:
@@ -142,11 +151,11 @@ class _Run:
         example = example.float() if example.dtype == torch.uint8 else example
         return channels_last, resolve_precision(r.precision, self.device, self.model, example, r.batch_size)
 
-    def _compiled_or_eager_forward(self):
-        """What the training step calls: the model, compiled where that pays (``hardware.compile_mode``);
+    def _compiled_where_it_pays(self, net: nn.Module) -> nn.Module:
+        """What the training step calls, compiled where that pays (``hardware.compile_mode``);
         evaluation and checkpoints use the model itself, which shares its weights."""
         mode = compile_mode(self.config.compile, self.device, self.total, self.config.deterministic)
-        return torch.compile(self.model, mode=mode) if mode else self.model
+        return torch.compile(net, mode=mode) if mode else net
 
     # --- checkpoints -------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
@@ -172,7 +181,11 @@ class _Run:
         }
 
     def _save(self) -> None:
-        save_torch(self.run_dir / CHECKPOINT, self._state(), durable=True)
+        state = self._state()
+        if self.ranks.active:  # each rank's own generators (dropout), so each resumes its own stream
+            state["rng_ranks"] = distributed.gather(state["rng"], self.ranks)
+        if self.ranks.writes:
+            save_torch(self.run_dir / CHECKPOINT, state, durable=True)
 
     def _restore(self) -> int | None:
         path = self.run_dir / CHECKPOINT
@@ -196,7 +209,8 @@ class _Run:
         if self.shorter and state.get("shorter"):
             self.shorter.load_state_dict(state["shorter"])
         self.step = int(state["step"])
-        set_rng_state(state["rng"])  # last: nothing after this may draw random numbers before the loop
+        rng = state["rng_ranks"][self.ranks.rank] if "rng_ranks" in state else state["rng"]
+        set_rng_state(rng)  # last: nothing after this may draw random numbers before the loop
         return self.step
 
     # --- the loop ----------------------------------------------------------------------
@@ -267,11 +281,12 @@ class _Run:
         x, y = self.loader.next()
         self._set_lr(lr_at(self.recipe, step, self.total, self.warmup.active))
         with autocast(self.device, self.precision):
-            out = self.forward(x)
+            out = self.net(x)
             loss = self.task.loss(out, y)
         wrong, count = self.task.errors(out.detach(), y)
+        seen, wrong, count = distributed.batch_totals(loss, wrong, count, self.ranks)  # the global batch's
         per_step = self.sync_each_step or self.warmup.active or bool(self.callbacks)
-        loss_value, wrong_value, count_value = self.window.batch_numbers(loss, wrong, count, step, per_step)
+        loss_value, wrong_value, count_value = self.window.batch_numbers(seen, wrong, count, step, per_step)
         if per_step and not math.isfinite(loss_value):
             self._diverge(step + 1)
             return False
@@ -283,7 +298,7 @@ class _Run:
                 cb.on_backward(self.training, loss_value)
         self.grad_norm = self._clip_or_measure_gradients(self._log_due(step + 1))
         self.optimizer.step()
-        self._count_step(loss_value, wrong_value, count_value, len(y))
+        self._count_step(loss_value, wrong_value, count_value, len(y) * self.ranks.world)
         return True
 
     def _set_lr(self, lr: float) -> None:
@@ -333,7 +348,7 @@ class _Run:
         cfg = self.config
         evaluate_now = self.step % (cfg.eval_every or self.steps_per_epoch) == 0 and self.step < self.total
         checkpoint_now = bool(cfg.checkpoint_every) and self.step % cfg.checkpoint_every == 0
-        stop = bool(self.training.extra.get("stop") or self.interrupt.flag) and self.step < self.total
+        stop = self._stop_requested()
         if not (evaluate_now or checkpoint_now or stop):
             return True
         if not self._read_device_sums():
@@ -346,6 +361,15 @@ class _Run:
         if stop:
             self.status = "stopped"
         return not stop
+
+    def _stop_requested(self) -> bool:
+        """A callback or Ctrl-C asks to stop. Across ranks, every rank stops at the same step:
+        the first step with a metrics line after any rank asked."""
+        asked = bool(self.training.extra.get("stop") or self.interrupt.flag) and self.step < self.total
+        if not self.ranks.active:
+            return asked
+        due = self.step < self.total and self._log_due(self.step)  # the same steps on every rank
+        return due and distributed.agree(asked, self.ranks, self.device)
 
     def _read_device_sums(self) -> bool:
         """Move what the device summed into the window (one host sync), with the training time
@@ -369,6 +393,7 @@ class _Run:
             self.log.write({"kind": "diverged", "step": self.diverged_step, "loss": None, "lr": self.lr})
         result = self._finish()
         self.log.close()
+        distributed.barrier(self.ranks)  # no rank leaves (ending torchrun's job) before rank 0 has written
         if self.plain or not self.bar.disable:
             print(summary_line(result), flush=True)
         if self.interrupt.flag:
@@ -405,7 +430,7 @@ class _Run:
             print(plain_line(self.step, self.total, last), flush=True)
 
     def _eval(self, split) -> tuple[float | None, float | None]:
-        if split is None or len(split) == 0:
+        if split is None or len(split) == 0 or not self.ranks.writes:  # rank 0 evaluates for all
             return None, None
         return evaluate(
             self.model,
@@ -451,10 +476,12 @@ class _Run:
             if self.config.test:
                 test = self._eval(self.ds.test)  # once, at the end, never used to choose
             # CPU tensors, so a net trained on a GPU loads anywhere with a plain torch.load
-            save_torch(self.run_dir / MODEL, {k: v.detach().cpu() for k, v in self.model.state_dict().items()})
+            if self.ranks.writes:
+                save_torch(self.run_dir / MODEL, {k: v.detach().cpu() for k, v in self.model.state_dict().items()})
             self._save()
         result = jsonable(self._result(ev, *test))  # what the caller gets is exactly what result.json holds
-        write_json(self.run_dir / RESULT, result)
+        if self.ranks.writes:
+            write_json(self.run_dir / RESULT, result)
         for cb in self.callbacks:
             cb.on_end(self.training, result)
         return result

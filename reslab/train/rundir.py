@@ -2,7 +2,7 @@
 
 A run directory holds config.yaml (what the run is), metrics.jsonl (``metrics.py``),
 checkpoint.pt (``checkpoint.py``), model.pt (the trained weights) and result.json (how the
-run ended); the run store adds env.json.
+run ended); the run store adds env.json (the software and hardware it trained on).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from ..files import atomic_write_text
 from .config import TrainConfig
 
-CONFIG, RESULT, MODEL = "config.yaml", "result.json", "model.pt"
+CONFIG, RESULT, MODEL, ENV = "config.yaml", "result.json", "model.pt", "env.json"
 TERMINAL = ("finished", "diverged")  # a run that ended so is never trained again; a "stopped" one resumes
 
 

@@ -34,8 +34,10 @@ def resolve_device(device: str) -> torch.device:
     if dev.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise ConfigError(f"--device {device}: this machine has no CUDA GPU (or torch was built without CUDA); "
-                              "use --device cpu or auto")  # fmt: skip
+            raise ConfigError(
+                f"--device {device}: this machine has no CUDA GPU (or torch was built without CUDA); "
+                "use --device cpu or auto"
+            )
         if dev.index is not None and dev.index >= count:
             raise ConfigError(f"--device {device}: this machine has {count} CUDA GPU(s), numbered 0 to {count - 1}")
     if dev.type == "mps" and not torch.backends.mps.is_available():
@@ -70,8 +72,10 @@ def augmentation(config: TrainConfig, dataset: Dataset) -> Augment | None:
         return None
     side = min(dataset.shape[1:]) if dataset.is_image else 0
     if aug.crop >= side > 0:  # a shift of a whole image or more would crop nothing but padding
-        raise ConfigError(f"--crop {aug.crop} is not smaller than the {side}x{side} images of {dataset.name}; "
-                          f"use a crop below {side} (He2015 uses 4 on 32x32)")  # fmt: skip
+        raise ConfigError(
+            f"--crop {aug.crop} is not smaller than the {side}x{side} images of {dataset.name}; "
+            f"use a crop below {side} (He2015 uses 4 on 32x32)"
+        )
     return aug
 
 

@@ -132,7 +132,11 @@ def no_fused_attention() -> Iterator[None]:
 def _concrete_args(model: nn.Module) -> dict[str, Any]:
     """Every forward argument after the first keeps its default (a mask=None stays None)."""
     params = list(inspect.signature(model.forward).parameters.values())[1:]
-    missing = [p.name for p in params if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]  # fmt: skip
+    missing = [
+        p.name
+        for p in params
+        if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
     if missing:
         raise DiscoveryError(
             f"{type(model).__name__}.forward needs {', '.join(missing)} besides its input; "

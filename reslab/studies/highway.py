@@ -1,0 +1,207 @@
+"""highway — gated shortcuts also train very deep nets (Srivastava2015).
+
+A highway layer computes H(x)·T(x) + x·(1 − T(x)): a learned gate T, biased towards carrying
+the input (gate bias −2), decides per unit how much of the transformation passes. Like the
+identity shortcut of a residual net, the carry path lets information and gradient cross
+many layers, and Srivastava2015 train fully connected nets of 100 layers with it where
+plain nets of that depth fail. Compared at Srivastava2015's depths and parameter budget:
+plain layers of width 71, highway layers of width 50 (two weight matrices each), and
+residual units of width 71.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..train import TrainConfig
+from ..train.recipe import Recipe
+from .base import Study, StudyContext
+from .common import eval_data, recipe_text, run_config
+from .results import FigureSpec, Series, StudyResult
+from .stats import greater
+from .trained import GAIN_POINTS, Group, converged, group_numbers, train_groups
+from .verdict import Verdict
+
+ALPHA = 0.05
+FLAT = 5.0  # points: "does not degrade" (deep no more than this above shallow)
+CLAIM = (
+    "Plain fully connected nets train worse as they get deeper, while highway nets and residual nets of the "
+    "same depths and parameters do not."
+)
+RULE = (
+    "Final training error (eval mode; a diverged run counts as 90%) at the shallowest and deepest depth, same "
+    f"recipe. Precondition: the deepest plain net and the shallowest highway and residual nets, whose further training "
+    f"could overturn a check, converged (the schedule twice as long gained less than {GAIN_POINTS:g} points). Holds when (1) the deepest plain "
+    f"net's training error is significantly above the shallowest plain net's (one-sided Welch t-test, p < {ALPHA}), "
+    f"and (2) the deepest highway and residual nets are each no more than {FLAT:g} points above their shallowest."
+)
+ANCHORS = {
+    "source": "Srivastava2015 Fig. 1 and Table 1; He2015 Table 6",
+    "Srivastava2015 (MNIST)": "100-layer highway nets train; plain nets degrade beyond ~20 layers",
+    "Highway-19 on CIFAR-10 (He2015 Table 6)": "7.54% test error",
+    "gate bias": "−1 to −3 (−2 here)",
+}
+FAMILIES = {  # family -> model options (Srivastava2015: plain 71 wide; highway 50 wide, two matrices a layer)
+    "plain": {"width": 71, "shortcut": "none", "norm": "none"},
+    "highway": {
+        "width": 50,
+        "shortcut": "exclusive-gate",
+        "gate_bias": -2.0,
+        "order": "relu-before-add",
+        "norm": "none",
+    },
+    "residual": {"width": 71, "shortcut": "identity", "order": "preact", "norm": "bn"},
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    depths: tuple[int, ...]  # layers, shallowest first
+    recipe: Recipe
+    data_options: dict = field(default_factory=dict)
+    gate_batch: int = 500  # images the transform gates are read on after training
+
+
+SETTINGS = {
+    "smoke": Settings(
+        depths=(2, 6),
+        recipe=Recipe(lr=0.05, steps=6, batch_size=32, schedule="wsd"),
+        data_options={"train_size": 128, "val_size": 64, "test_size": 64, "image_size": 7},
+        gate_batch=32,
+    ),
+    "quick": Settings(
+        depths=(10, 100),
+        recipe=Recipe(lr=0.05, steps=1200, batch_size=128, schedule="wsd"),
+        data_options={"train_size": 500, "val_size": 1000, "test_size": 1000, "image_size": 14},
+    ),
+    "full": Settings(
+        depths=(10, 20, 50, 100),
+        recipe=Recipe(lr=0.05, epochs=100, batch_size=128, schedule="wsd"),
+        data_options={},
+    ),
+}
+
+
+def label(family: str, depth: int) -> str:
+    return f"{family}-{depth}"
+
+
+def configs(s: Settings, seeds: Sequence[int], family: str, depth: int) -> list[TrainConfig]:
+    options = {"depth": depth, **FAMILIES[family]}
+    return [
+        run_config(
+            "mlp_plain",
+            s.recipe,
+            seed,
+            options,
+            s.data_options,
+            eval_train_size=1000,
+            log_every=20,
+            convergence_check=True,
+        )
+        for seed in seeds
+    ]
+
+
+def plan(s: Settings, seeds: Sequence[int]) -> list[TrainConfig]:
+    return [c for d in s.depths for f in FAMILIES for c in configs(s, seeds, f, d)]
+
+
+def judge(groups: dict[str, Group], s: Settings) -> Verdict:
+    shallow, deep = s.depths[0], s.depths[-1]
+    v = Verdict()
+    plain_s, plain_d = groups[label("plain", shallow)], groups[label("plain", deep)]
+    decisive = [plain_d, groups[label("highway", shallow)], groups[label("residual", shallow)]]
+    converged(v, decisive, [g for g in groups.values() if g not in decisive])  # could overturn (1), (2)
+    t = greater(plain_d.final(), plain_s.final())
+    v.check(f"{plain_d.label} {plain_d.text()} > {plain_s.label} {plain_s.text()} (p = {t.p:.3g})", t.outcome(ALPHA))
+    for family in ("highway", "residual"):
+        a, b = groups[label(family, shallow)], groups[label(family, deep)]
+        gap = b.summary().mean - a.summary().mean
+        v.check(f"{b.label} {b.text()} vs {a.label} {a.text()}: {gap:+.1f} points (≤ {FLAT:g})", gap <= FLAT)
+    return v
+
+
+def gate_activity(ctx: StudyContext, s: Settings, group: Group) -> np.ndarray:
+    """Srivastava2015 Fig. 2: the mean transform-gate output T(x) per layer after training, over seeds."""
+    x, _ = eval_data(group.records[0].config, "train", s.gate_batch)
+    per_seed = []
+    for record in group.records:
+        net = record.load_model()
+        with torch.no_grad():
+            h = net.stem(x)
+            means = []
+            for block in net.blocks:
+                means.append(float(block.merge.gate(h).mean()))  # T(x) of this layer, on its own input
+                h = block(h)
+        per_seed.append(means)
+    return np.mean(per_seed, axis=0)
+
+
+def figures(groups: dict[str, Group], gates: np.ndarray, s: Settings) -> list[FigureSpec]:
+    depths = [float(d) for d in s.depths]
+    series = []
+    for family in FAMILIES:
+        rows = [groups[label(family, d)] for d in s.depths]
+        series.append(
+            Series(family, depths, [g.summary().mean for g in rows], [g.summary().std for g in rows], "solid+markers")
+        )
+    return [
+        FigureSpec("lines", "Training error against depth", "layers", "training error (%)", series, logx=True),
+        FigureSpec(
+            "lines",
+            f"Transform gate activity per layer, highway-{s.depths[-1]} after training",
+            "layer",
+            "mean T(x)",
+            [
+                Series(
+                    "highway",
+                    [float(i + 1) for i in range(len(gates))],
+                    [float(g) for g in gates],
+                    style="solid+markers",
+                )
+            ],
+        ),
+    ]
+
+
+def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
+    planned = {label(f, d): configs(s, ctx.seeds, f, d) for d in s.depths for f in FAMILIES}
+    groups = train_groups(ctx, planned)
+    gates = gate_activity(ctx, s, groups[label("highway", s.depths[-1])])
+    numbers = group_numbers(groups.values())
+    numbers["highway mean gate activity, first / last layer"] = [round(float(gates[0]), 3), round(float(gates[-1]), 3)]
+    deep = s.depths[-1]
+    return STUDY.result(
+        ctx,
+        judge(groups, s),
+        numbers=numbers,
+        key_number=", ".join(f"{f}-{deep} {groups[label(f, deep)].text()}" for f in FAMILIES) + " training error",
+        figures=figures(groups, gates, s),
+        setup={
+            "models": "fully connected nets: plain (width 71, no BN), highway (width 50, gate bias −2, no BN), "
+            f"residual (width 71, pre-activation with BN); {' and '.join(map(str, s.depths))} layers",
+            "data": f"Fashion-MNIST, {s.data_options}",
+            "seeds": ctx.seeds,
+            "recipe": recipe_text(s.recipe),
+        },
+        runs=[r.id for g in groups.values() for r in g.records],
+    )
+
+
+STUDY = Study(
+    id="highway",
+    title="Gated shortcuts also train very deep nets (Srivastava2015)",
+    claim=CLAIM,
+    sources=["Srivastava2015", "He2015"],
+    anchors=ANCHORS,
+    rule=RULE,
+    settings=SETTINGS,
+    analyze=analyze,
+    plan=plan,
+    order=110,
+)

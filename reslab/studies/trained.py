@@ -1,0 +1,130 @@
+"""Trained nets grouped the way a study compares them: final numbers per seed, the
+convergence check, and the figures every such comparison draws.
+
+A ``Group`` is one net or variant over seeds. Its final training error is measured in eval
+mode on a fixed training subset; a run that diverged counts as ``chance`` (the papers'
+"fail"). Every run is trained with ``convergence_check``: its result also holds the same run
+with a schedule half as long (``train/shorter.py``), and ``converged`` turns that into the
+precondition of every claim about trained nets.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from ..runs.store import RunRecord
+from ..train import TrainConfig
+from .base import StudyContext
+from .common import CHANCE_10, error_bars, summary_dict, training_curves
+from .results import FigureSpec
+from .stats import Summary, summarize
+from .verdict import Verdict
+
+GAIN_POINTS = 2.0  # percentage points the schedule twice as long may still gain: "converged"
+
+
+@dataclass
+class Group:
+    """The runs of one net or variant, one per seed; numbers are % error (or the task's MSE)."""
+
+    label: str
+    records: list[RunRecord]
+    chance: float = CHANCE_10  # what a diverged run counts as
+    scale: float = 100.0  # stored fractions to %, or 1 for an MSE
+
+    def final(self, key: str = "train_error") -> list[float]:
+        return [self._value(r.result or {}, key) for r in self.records]
+
+    def half(self, key: str = "train_error") -> list[float]:
+        """The same runs with the schedule half as long (NaN where a run has no such result)."""
+        out = []
+        for r in self.records:
+            result = r.result or {}
+            half = result.get("half_schedule")
+            if half is None and result.get("status") == "diverged":
+                half = {"status": "diverged"}  # it diverged before the shorter schedule parted from it
+            out.append(math.nan if half is None else self._value(half, key))
+        return out
+
+    def gain(self) -> float:
+        """Mean over seeds of what the schedule twice as long gained (half − full); NaN without the check."""
+        pairs = [(h, f) for h, f in zip(self.half(), self.final())]
+        return summarize([h - f for h, f in pairs]).mean
+
+    def summary(self, key: str = "train_error") -> Summary:
+        return summarize(self.final(key))
+
+    def text(self, key: str = "train_error") -> str:
+        s = self.summary(key)
+        unit = "%" if self.scale == 100.0 else ""
+        digits = 1 if self.scale == 100.0 else 3
+        spread = f" ± {s.std:.{digits}f}" if s.n > 1 else ""
+        return f"{s.mean:.{digits}f}{spread}{unit}"
+
+    def _value(self, result: dict, key: str) -> float:
+        if result.get("status") == "diverged":
+            return self.chance
+        value = result.get(key)
+        return math.nan if value is None else self.scale * float(value)
+
+
+def train_groups(
+    ctx: StudyContext, planned: Mapping[str, Sequence[TrainConfig]], chance: float = CHANCE_10, scale: float = 100.0
+) -> dict[str, Group]:
+    """Train (or fetch) every group's runs; ``planned`` maps a label to its configs (one per seed)."""
+    return {label: Group(label, ctx.train(configs, label), chance, scale) for label, configs in planned.items()}
+
+
+def converged(
+    v: Verdict,
+    decisive: Iterable[Group],
+    others: Iterable[Group] = (),
+    tolerance: float = GAIN_POINTS,
+    unit: str = "points",
+) -> bool | None:
+    """The precondition of a claim about trained nets: each ``decisive`` group converged, i.e. the
+    schedule twice as long lowered its final training error (mean over seeds) by less than
+    ``tolerance``. Decisive are the nets whose further training could overturn a check: training
+    longer lowers a net's error, so for "A trains worse than B" that is A (B's further training
+    only widens the gap); a net a probe analyses after training is decisive too. The ``others``'
+    gains are listed beside them.
+    """
+    decisive, others = list(decisive), list(others)
+    gains = {g.label: g.gain() for g in decisive}
+    undecided = [k for k, x in gains.items() if math.isnan(x)]
+    listed = "; others: " + ", ".join(f"{g.label} {g.gain():+.2f}" for g in others) if others else ""
+    if undecided:
+        return v.require(f"converged: no shorter-schedule result for {', '.join(undecided)}", None)
+    return v.require(
+        f"converged: the schedule twice as long gained less than {tolerance:g} {unit} of training error for "
+        + ", ".join(f"{k} ({x:+.2f})" for k, x in gains.items())
+        + listed,
+        all(x < tolerance for x in gains.values()),
+    )
+
+
+def group_numbers(groups: Iterable[Group], test: bool = True) -> dict[str, dict | float]:
+    """Each group's final training (and test) error over seeds, and its convergence gain."""
+    out: dict[str, dict | float] = {}
+    for g in groups:
+        unit = "%" if g.scale == 100.0 else ""
+        out[f"{g.label} train error{' ' + unit if unit else ''}"] = summary_dict(g.final())
+        if test:
+            out[f"{g.label} test error{' ' + unit if unit else ''}"] = summary_dict(g.final("test_error"))
+        out[f"{g.label} gain from a 2× schedule"] = round(g.gain(), 3)
+    return out
+
+
+def group_bars(title: str, groups: Sequence[Group], **extra) -> FigureSpec:
+    """Final training and test error per group, mean ± std over seeds."""
+    return error_bars(
+        title, [g.label for g in groups], [g.final() for g in groups], [g.final("test_error") for g in groups], **extra
+    )
+
+
+def group_curves(title: str, groups: Sequence[Group], **extra) -> FigureSpec:
+    """He2015 Fig. 1 style: training error (solid) and validation error (dashed) over steps, mean over seeds."""
+    series = [s for g in groups for s in training_curves(g.label, g.records)]
+    return FigureSpec("lines", title, "iterations", "error (%)", series, **extra)

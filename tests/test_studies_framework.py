@@ -1,0 +1,59 @@
+"""The study framework: the catalogue finds studies by itself, seed sets are disjoint, overrides reach
+every run, preconditions make a verdict inconclusive, and docs/claims.md is what the registry says."""
+
+from pathlib import Path
+
+import pytest
+
+from reslab.studies.base import RunOverrides
+from reslab.studies.catalogue import all_studies, get_study, study_ids
+from reslab.studies.claims_doc import claims_markdown
+from reslab.studies.verdict import Verdict
+from reslab.train import Recipe, TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_docs_claims_md_is_generated_from_the_studies_and_current():
+    committed = (ROOT / "docs" / "claims.md").read_text()
+    assert committed == claims_markdown(), "docs/claims.md is stale: reslab study --list --markdown > docs/claims.md"
+    for study in all_studies():
+        assert f"### {study.id} — " in committed and study.claim in committed
+
+
+def test_the_catalogue_is_every_study_module_in_order():
+    ids = study_ids()
+    assert len(ids) == len(set(ids)) == 16
+    assert [get_study(i).order for i in ids] == sorted(get_study(i).order for i in ids)
+    assert ids[:2] == ["vanishing", "degradation"]
+    assert {s.part for s in all_studies()} == {"essay", "beyond"}
+
+
+def test_seed_sets_of_the_same_size_never_share_a_seed():
+    study = get_study("degradation")
+    first, second = study.seeds_for("quick", None, 0), study.seeds_for("quick", None, 1)
+    assert first == [0, 1, 2] and second == [3, 4, 5]
+    assert study.seeds_for("quick", 5, 2) == [10, 11, 12, 13, 14]
+    shattered = get_study("shattered")
+    assert not set(shattered.seeds_for("quick", None, 0)) & set(shattered.seeds_for("quick", None, 1))
+
+
+def test_overrides_force_the_precision_and_data_folder_of_every_run():
+    config = TrainConfig(model="mlp_plain", data="identity", recipe=Recipe(precision="auto"))
+    forced = RunOverrides(data_dir="/data", precision="fp32").apply(config)
+    assert forced.recipe.precision == "fp32" and forced.data_dir == "/data"
+    assert forced.hash() != config.hash()  # a run in another precision is another run
+    assert RunOverrides().apply(config) is config
+
+
+@pytest.mark.parametrize(
+    "pre, check, verdict",
+    [(True, True, "holds"), (True, False, "fails"), (False, True, "inconclusive"), (False, False, "inconclusive"),
+     (None, True, "inconclusive")],
+)  # fmt: skip
+def test_a_failed_precondition_makes_the_verdict_inconclusive(pre, check, verdict):
+    v = Verdict()
+    v.require("nets converged", pre)
+    v.check("the claim", check)
+    assert v.verdict == verdict
+    assert v.evidence[0].endswith("precondition: nets converged")
