@@ -61,12 +61,14 @@ def fastest_layout(model: nn.Module, sample_shape: tuple[int, ...]) -> Iterator[
         return
     tensors = itertools.chain(model.parameters(), model.buffers())
     others = [t for t in tensors if t.dim() == 4 and not t.is_contiguous(memory_format=torch.channels_last)]
-    model.to(memory_format=torch.channels_last)
+    with torch.inference_mode(False):  # inside a caller's inference_mode the weights would become inference tensors
+        model.to(memory_format=torch.channels_last)
     try:
         yield True
     finally:
-        for t in others:
-            t.data = t.data.contiguous()
+        with torch.inference_mode(False):
+            for t in others:
+                t.data = t.data.contiguous()
 
 
 def check_data(x: torch.Tensor, y: torch.Tensor) -> None:
