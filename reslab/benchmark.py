@@ -182,7 +182,8 @@ class PeakMeter:
 
 def conditions() -> str:
     """Threads and load: every timing here is wall-clock on CPUs that may be shared."""
-    return f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}"
+    threads = torch.get_num_threads()
+    return f"{threads} thread{'' if threads == 1 else 's'}, load average {os.getloadavg()[0]:.1f}"
 
 
 @dataclass

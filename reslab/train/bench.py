@@ -84,8 +84,7 @@ def accuracy_parity(ctx: BenchContext) -> Measurement:
         abs(m1 - m2) <= noise,
         f"{seeds} seeds: train() {m1:.2f} ± {s1:.2f}% ({result['precision']}), reference {m2:.2f} ± {s2:.2f}%; "
         f"difference {m1 - m2:+.2f}, 2 standard errors {noise:.2f}; {len(dataset.test)} test images",
-        f"reference {m2:.2f} ± {s2:.2f}%",
-        round(m1 - m2, 2),
+        f"reference {m2:.2f} ± {s2:.2f}%, difference {m1 - m2:+.2f} points",
     )
 
 
