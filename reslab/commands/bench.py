@@ -56,6 +56,7 @@ def _catalogue() -> list[Measurement]:
         seconds = time.perf_counter() - start
         studies = json.loads((Path(tmp) / "report" / "results.json").read_text())["studies"]
     detail = ", ".join(f"{s['id']} {s['elapsed_s']:.0f}s" for s in studies)
+    serial = sum(s["elapsed_s"] for s in studies)  # each study's own time, as if one ran after another
     return [
         Measurement(
             "catalogue: reproduce --scale quick, empty store, 2 workers",
@@ -64,6 +65,8 @@ def _catalogue() -> list[Measurement]:
             f"< {CATALOGUE_TARGET_S:.0f} s",
             seconds < CATALOGUE_TARGET_S,
             detail,
+            f"the studies' own times summed {serial:.0f} s",
+            round(seconds / serial, 2),
         )
     ]
 
