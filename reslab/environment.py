@@ -97,8 +97,14 @@ def _torch() -> dict[str, Any]:
 def _cpu_kernels(torch) -> dict[str, Any]:
     """What decides a CPU's bf16 speed: its bf16 instructions, and the level ATen and oneDNN run at."""
     try:
-        bf16 = [name for name, has in (("AVX512-BF16", torch.cpu._is_avx512_bf16_supported()),
-                                       ("AMX", torch.cpu._is_amx_tile_supported())) if has]  # fmt: skip
+        bf16 = [
+            name
+            for name, has in (
+                ("AVX512-BF16", torch.cpu._is_avx512_bf16_supported()),
+                ("AMX", torch.cpu._is_amx_tile_supported()),
+            )
+            if has
+        ]
         capability = torch.backends.cpu.get_cpu_capability()
     except AttributeError:  # an older torch
         bf16, capability = [], "unknown"

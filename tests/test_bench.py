@@ -107,10 +107,15 @@ def test_a_compiled_run_trains_like_an_eager_one(tmp_path):
     from reslab.train import Recipe, TrainConfig, train
 
     def run(compile_setting):
-        cfg = TrainConfig("mlp_residual", "identity", model_options={"depth": 2, "width": 16},
-                          data_options={"train_size": 256, "val_size": 64, "test_size": 64, "dim": 8},
-                          recipe=Recipe(steps=4, batch_size=32, precision="fp32", schedule="constant"),
-                          eval_train_size=0, compile=compile_setting)  # fmt: skip
+        cfg = TrainConfig(
+            "mlp_residual",
+            "identity",
+            model_options={"depth": 2, "width": 16},
+            data_options={"train_size": 256, "val_size": 64, "test_size": 64, "dim": 8},
+            recipe=Recipe(steps=4, batch_size=32, precision="fp32", schedule="constant"),
+            eval_train_size=0,
+            compile=compile_setting,
+        )
         return train(cfg, tmp_path / compile_setting)
 
     eager, compiled = run("off"), run("on")

@@ -87,8 +87,13 @@ def run(args: argparse.Namespace) -> int:
     peak = f"; {ctx.peak.describe()}" if ctx.peak.samples else ""
     print(f"{len(results)} measurements in {seconds:.0f} s{peak}")
     if args.json_out:
-        document = {"quick": args.quick, "seconds": round(seconds, 1), "peak_flops": _peaks(ctx),
-                    "env": collect_env(), "measurements": [m.to_dict() for m in results]}  # fmt: skip
+        document = {
+            "quick": args.quick,
+            "seconds": round(seconds, 1),
+            "peak_flops": _peaks(ctx),
+            "env": collect_env(),
+            "measurements": [m.to_dict() for m in results],
+        }
         atomic_write_text(Path(args.json_out), json.dumps(document, indent=1))
     return 0
 

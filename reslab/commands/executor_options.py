@@ -29,8 +29,12 @@ RAY_DEFAULTS = {
 def add_executor_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default=None, help="run store folder (default: $RESLAB_HOME or ~/.reslab)")
     p.add_argument("--executor", default="local", choices=("local", "ray"), help="default: %(default)s")
-    p.add_argument("--workers", type=int, default=None,
-                   help=f"local worker processes (default: 1 per CPU core up to 8, {RUNS_PER_GPU} per GPU)")  # fmt: skip
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help=f"local worker processes (default: 1 per CPU core up to 8, {RUNS_PER_GPU} per GPU)",
+    )
     ray = p.add_argument_group("with --executor ray")
     ray.add_argument("--ray-address", help="the Ray cluster to join: auto, or HOST:PORT (default: start a local Ray)")
     ray.add_argument(

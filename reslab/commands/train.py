@@ -95,9 +95,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-train-size", type=int, default=5000, help="training images evaluated in eval mode")
     p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (0: at the end only)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda[:N]")
-    p.add_argument("--compile", default="auto", choices=COMPILE,
-                   help=f"torch.compile the training step (auto: on a GPU, for runs of {COMPILE_MIN_STEPS_CUDA:,} "
-                   "steps or more)")  # fmt: skip
+    p.add_argument(
+        "--compile",
+        default="auto",
+        choices=COMPILE,
+        help=f"torch.compile the training step (auto: on a GPU, for runs of {COMPILE_MIN_STEPS_CUDA:,} steps or more)",
+    )
     p.add_argument(
         "--sync-bn",
         action="store_true",

@@ -68,7 +68,7 @@ def _lesion(name: str, samples: int, repeats: int, ctx: BenchContext) -> list[Me
             detail,
             "naive: one full forward per deletion",
             round(r, 3),
-        )  # fmt: skip
+        )
         for kind, r in ratios
     ]
 

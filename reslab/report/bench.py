@@ -47,6 +47,6 @@ def bench(ctx: BenchContext) -> list[Measurement]:
             warm < 3,
             reference=f"cold render {cold:.2f} s",
             ratio=round(warm / cold, 2),
-        ),  # fmt: skip
+        ),
         Measurement("report: report.html size", round(size / 2**20, 2), "MiB", "< 5 MiB", size < 5 * 2**20),
     ]

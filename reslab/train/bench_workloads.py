@@ -54,8 +54,17 @@ def train_config(
 ) -> TrainConfig:
     """A run of ``work`` that evaluates only what it reports (and augments like the reference)."""
     recipe = recipe.replace(crop=4, flip=True) if work.augment else recipe
-    return TrainConfig(work.model, data, model_options=work.model_options, data_options=options, recipe=recipe,
-                       eval_train_size=0, test=test, log_every=WARM, seed=seed)  # fmt: skip
+    return TrainConfig(
+        work.model,
+        data,
+        model_options=work.model_options,
+        data_options=options,
+        recipe=recipe,
+        eval_train_size=0,
+        test=test,
+        log_every=WARM,
+        seed=seed,
+    )
 
 
 def reslab_speed(work: Workload, data: str, options: dict, dataset: Dataset, precision: str, steps: int) -> float:
@@ -71,8 +80,9 @@ def reference_pipeline(
     work: Workload, dataset: Dataset, seed: int = 0, total_steps: int | None = None
 ) -> ReferencePipeline:
     torch.manual_seed(seed)
-    return ReferencePipeline(work.net(dataset), dataset.train, dataset.mean, dataset.std, total_steps=total_steps,
-                             seed=seed)  # fmt: skip
+    return ReferencePipeline(
+        work.net(dataset), dataset.train, dataset.mean, dataset.std, total_steps=total_steps, seed=seed
+    )
 
 
 def auto_precision(work: Workload, dataset: Dataset, device: torch.device) -> str:

@@ -1,29 +1,26 @@
-"""What computes fastest on this machine: a run's precision and its memory layout.
+"""What computes fastest on this machine: a run's precision, memory layout, compilation, threads.
 
-Both rules come from paired measurements (README, "Performance"); they live here alone, and
-the trainer, its evaluation and the probes all ask them.
+Each rule comes from paired measurements, listed in the README's "Performance" section;
+the rules live here alone, and the trainer, its evaluation and the probes all ask them.
 
 - ``precision="auto"``: bf16 autocast on a CUDA GPU that supports it. On a CPU, bf16 only
   where oneDNN (which runs the convolutions and matrix multiplies) computes bf16 natively
-  -- AVX512-BF16 or AMX, not capped below that by ``ONEDNN_MAX_CPU_ISA`` (capped, bf16 was
-  11x *slower* than fp32: emulated) -- and only for a model whose matrix multiplies and
-  convolutions are large enough: below ``BF16_MIN_FLOPS_PER_OP`` per call at the batch
-  size, autocast's casts cost more than bf16 saves (a 20-unit width-64 MLP trained at
-  0.74x fp32's speed in bf16, ResNet-20 on 28x28 at 1.7x). ATen's own vectorization level
-  (``ATEN_CPU_CAPABILITY``) did not matter: capped at AVX2 alone, bf16 kept its 1.6x.
+  -- AVX512-BF16 or AMX, not capped below that by ``ONEDNN_MAX_CPU_ISA`` (capped, bf16 is
+  emulated and many times slower) -- and only for a model whose matrix multiplies and
+  convolutions average ``BF16_MIN_FLOPS_PER_OP`` per call at the batch size: below that,
+  autocast's casts cost more than bf16 saves. ATen's own vectorization level
+  (``ATEN_CPU_CAPABILITY``) does not decide: oneDNN's does.
 - ``torch.compile``: on a CUDA GPU, for runs of at least ``COMPILE_MIN_STEPS_CUDA`` steps,
   with ``mode="reduce-overhead"`` (CUDA graphs: small nets are bound by kernel launches
-  there). Not on a CPU by default: compiling ResNet-20's step took tens of seconds and
-  gained a few percent (``reslab bench`` measures the break-even), more steps than a
-  CPU-sized run takes. Deterministic runs are not compiled (the kernels it generates may
-  reduce in another order).
+  there). Not on a CPU by default: there the compile time is repaid after more steps than a
+  CPU-sized run takes (``reslab bench`` measures the break-even). Deterministic runs are not
+  compiled (the kernels it generates may reduce in another order).
 - threads (``idle_core_threads``, for the CLI's computing commands): one per core that
-  other work leaves idle. With one of two cores busy elsewhere, two threads evaluated a
-  landscape point 2.2x *slower* than one (each operation waits for the thread the OS
-  preempted); on an idle machine this is every core, torch's default.
+  other work leaves idle. Threads beyond that make every operation wait for the one the OS
+  preempted; on an idle machine this is every core, torch's default.
 - channels-last: for a net with 2-D convolutions on images whose first convolution's
   output (height x width x channels per image) holds at least ``CHANNELS_LAST_MIN_ELEMENTS``
-  values; below that oneDNN's channels-last kernels gained nothing (7x7 images, 4 channels).
+  values; below that oneDNN's channels-last kernels gain nothing.
 """
 
 from __future__ import annotations
@@ -38,12 +35,23 @@ from torch import nn
 from ..benchmark import FlopCount
 from ..environment import idle_cores, onednn_isa_cap
 
-BF16_MIN_FLOPS_PER_OP = 4e6  # measured: 1.3 MFLOP/op trained at 0.74x fp32, 17 MFLOP/op at 1.33x
-COMPILE_MIN_STEPS_CUDA = 2000  # compiling on a GPU takes about a minute; unmeasured here (no GPU)
-CHANNELS_LAST_MIN_ELEMENTS = 512  # 7x7x4 = 196 gained nothing; 7x7x16 = 784 gained 1.26x
+BF16_MIN_FLOPS_PER_OP = 4e6  # between the largest measured slower in bf16 and the smallest faster
+COMPILE_MIN_STEPS_CUDA = 2000  # not measured (no GPU here): set it by the break-even `reslab bench` reports on one
+CHANNELS_LAST_MIN_ELEMENTS = 512  # between the largest measured tie (7x7x4) and the smallest gain (7x7x16)
 # oneDNN ISA caps that still include native bf16 (oneDNN's names, as ONEDNN_MAX_CPU_ISA takes them)
-_BF16_ISAS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16", "AVX10_1_512",
-              "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "AVX10_2_512", "AVX10_2_512_AMX_2", "ALL", "DEFAULT")  # fmt: skip
+_BF16_ISAS = (
+    "AVX512_CORE_BF16",
+    "AVX512_CORE_FP16",
+    "AVX512_CORE_AMX",
+    "AVX512_CORE_AMX_FP16",
+    "AVX10_1_512",
+    "AVX10_1_512_AMX",
+    "AVX10_1_512_AMX_FP16",
+    "AVX10_2_512",
+    "AVX10_2_512_AMX_2",
+    "ALL",
+    "DEFAULT",
+)
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -73,9 +81,12 @@ def flops_per_op(model: nn.Module, example: torch.Tensor, batch_size: int) -> fl
 
 
 def resolve_precision(
-    precision: str, device: torch.device, model: nn.Module | None = None, example: torch.Tensor | None = None,
+    precision: str,
+    device: torch.device,
+    model: nn.Module | None = None,
+    example: torch.Tensor | None = None,
     batch_size: int = 1,
-) -> str:  # fmt: skip
+) -> str:
     """``auto`` -> "bf16" or "fp32" by the rule in the module docstring; other values pass through.
 
     Without ``model`` and ``example`` the CPU rule looks at the hardware alone.

@@ -47,8 +47,20 @@ class PerSampleAugmented(TorchDataset):
 class ReferencePipeline:
     """Trains ``model`` the usual way; ``train_steps(n)`` returns the images per second it ran at."""
 
-    def __init__(self, model: nn.Module, train: Split, mean, std, *, batch_size: int = 128, workers: int = 2,
-                 lr: float = 0.1, weight_decay: float = 1e-4, total_steps: int | None = None, seed: int = 0):  # fmt: skip
+    def __init__(
+        self,
+        model: nn.Module,
+        train: Split,
+        mean,
+        std,
+        *,
+        batch_size: int = 128,
+        workers: int = 2,
+        lr: float = 0.1,
+        weight_decay: float = 1e-4,
+        total_steps: int | None = None,
+        seed: int = 0,
+    ):
         torch.manual_seed(seed)
         self.model = model.train()
         self.loader = DataLoader(
