@@ -190,12 +190,8 @@ def summary_html(views: list[StudyView]) -> str:
     return f"<section id='summary'><h2>Claims and verdicts</h2>{table}</section>"
 
 
-def render_html(results: Results, views: list[StudyView]) -> str:
-    meta = " · ".join(f"{e(k)} <b>{e(v)}</b>" for k, v in meta_items(results))
-    counts = "".join(f'<span class="badge {v}">{e(tally_words(v, n))}</span>' for v, n in tally(results.studies) if n)
-    env = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in env_rows(results.env))
-    env_table = f"<table><tbody>{env}</tbody></table>" if env else "<p>The environment was not recorded.</p>"
-    title = f"{TITLE} — reslab report ({results.scale or 'unknown'} scale)"
+def page(title: str, header: str, body: list[str]) -> str:
+    """One self-contained page (the report, a probe's, a sweep's): CSS inline, no scripts, the CSP."""
     return "\n".join(
         [
             "<!DOCTYPE html>",
@@ -210,16 +206,29 @@ def render_html(results: Results, views: list[StudyView]) -> str:
             "</head>",
             "<body>",
             '<div class="page">',
-            f"<header><h1>{e(TITLE)}</h1><p class='meta'>{meta}</p><div class='tally'>{counts}</div></header>",
-            "<main>",
-            summary_html(views),
-            *[study_html(v) for v in views],
-            "</main>",
-            f"<footer id='environment'><h2>Environment</h2>{env_table}"
-            "<p class='foot'>Rendered by <code>reslab report</code> from results.json alone.</p></footer>",
+            f"<header>{header}</header>",
+            *body,
             "</div>",
             "</body>",
             "</html>",
             "",
         ]
     )
+
+
+def render_html(results: Results, views: list[StudyView]) -> str:
+    meta = " · ".join(f"{e(k)} <b>{e(v)}</b>" for k, v in meta_items(results))
+    counts = "".join(f'<span class="badge {v}">{e(tally_words(v, n))}</span>' for v, n in tally(results.studies) if n)
+    env = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in env_rows(results.env))
+    env_table = f"<table><tbody>{env}</tbody></table>" if env else "<p>The environment was not recorded.</p>"
+    title = f"{TITLE} — reslab report ({results.scale or 'unknown'} scale)"
+    header = f"<h1>{e(TITLE)}</h1><p class='meta'>{meta}</p><div class='tally'>{counts}</div>"
+    body = [
+        "<main>",
+        summary_html(views),
+        *[study_html(v) for v in views],
+        "</main>",
+        f"<footer id='environment'><h2>Environment</h2>{env_table}"
+        "<p class='foot'>Rendered by <code>reslab report</code> from results.json alone.</p></footer>",
+    ]
+    return page(title, header, body)

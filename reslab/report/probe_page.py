@@ -13,7 +13,7 @@ from typing import Any
 from ..files import atomic_write
 from ..probes.runner import load_run
 from .figures import RenderedFigure, extension, group_figures, render_group
-from .html import CSP, CSS, e, figure_html
+from .html import e, figure_html, page
 from .page import FigureView
 from .probe_figures import FIGURES
 
@@ -45,36 +45,19 @@ def render_probe_page(manifest: dict[str, Any], figures: list[RenderedFigure], n
     context = manifest.get("context", {})
     subject = context.get("model") or context.get("run") or "a net"
     views = [figure_html(FigureView(str(i + 1), f), "probe") for i, f in enumerate(figures)]
-    return "\n".join(
-        [
-            "<!DOCTYPE html>",
-            '<html lang="en">',
-            "<head>",
-            '<meta charset="utf-8">',
-            '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
-            '<meta name="referrer" content="no-referrer">',
-            f"<title>{e(title)}</title>",
-            f"<style>{CSS}</style>",
-            "</head>",
-            "<body>",
-            '<div class="page">',
-            f"<header><h1>{e(title)}</h1><p class='meta'>{e(manifest.get('what', ''))} · on <b>{e(subject)}</b></p></header>",
-            "<main><section class='study'>",
-            "<h3>Numbers</h3>",
-            f"<table class='numbers'><tbody>{_rows(numbers)}</tbody></table>",
-            "<h3>Figures</h3>",
-            *views,
-            "<h3>What was run</h3>",
-            _setup(manifest),
-            "<p class='foot'>A probe measures; it gives no verdict (the studies of <code>reslab reproduce</code> do).</p>",
-            "</section></main>",
-            "</div>",
-            "</body>",
-            "</html>",
-            "",
-        ]
-    )
+    header = f"<h1>{e(title)}</h1><p class='meta'>{e(manifest.get('what', ''))} · on <b>{e(subject)}</b></p>"
+    body = [
+        "<main><section class='study'>",
+        "<h3>Numbers</h3>",
+        f"<table class='numbers'><tbody>{_rows(numbers)}</tbody></table>",
+        "<h3>Figures</h3>",
+        *views,
+        "<h3>What was run</h3>",
+        _setup(manifest),
+        "<p class='foot'>A probe measures; it gives no verdict (the studies of <code>reslab reproduce</code> do).</p>",
+        "</section></main>",
+    ]
+    return page(title, header, body)
 
 
 def write_probe_page(folder: str | Path) -> list[Path]:

@@ -18,7 +18,7 @@ from ..studies.results import FigureSpec, Series
 from ..studies.stats import Summary
 from ..sweeps.summary import show
 from .figures import RenderedFigure, extension, group_figures, render_group
-from .html import CSP, CSS, e, figure_html
+from .html import e, figure_html, page
 from .page import FigureView
 from .render import write_public
 
@@ -101,34 +101,17 @@ def render_sweep_page(data: dict[str, Any], figures: list[RenderedFigure]) -> st
     views = [figure_html(FigureView(str(i + 1), f), "sweep") for i, f in enumerate(figures)]
     if not views:
         views = ["<p>The sweep has no axis, so there is nothing to plot.</p>"]
-    return "\n".join(
-        [
-            "<!DOCTYPE html>",
-            '<html lang="en">',
-            "<head>",
-            '<meta charset="utf-8">',
-            '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
-            '<meta name="referrer" content="no-referrer">',
-            f"<title>{e(title)}</title>",
-            f"<style>{CSS}</style>",
-            "</head>",
-            "<body>",
-            '<div class="page">',
-            f"<header><h1>{e(title)}</h1><p class='meta'>{e(meta)}</p></header>",
-            "<main><section class='study'>",
-            "<h3>Summary</h3>",
-            _table(data),
-            f"<p class='source'>Mean ± std over seeds per cell; the same numbers are in {CSV}.</p>",
-            "<h3>One figure per axis</h3>",
-            *views,
-            "</section></main>",
-            "</div>",
-            "</body>",
-            "</html>",
-            "",
-        ]
-    )
+    header = f"<h1>{e(title)}</h1><p class='meta'>{e(meta)}</p>"
+    body = [
+        "<main><section class='study'>",
+        "<h3>Summary</h3>",
+        _table(data),
+        f"<p class='source'>Mean ± std over seeds per cell; the same numbers are in {CSV}.</p>",
+        "<h3>One figure per axis</h3>",
+        *views,
+        "</section></main>",
+    ]
+    return page(title, header, body)
 
 
 def write_sweep_page(folder: str | Path) -> Path:

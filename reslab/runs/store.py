@@ -28,30 +28,28 @@ study should write it into ``training.run_dir`` (its ``TrainContext``) so it is 
 from __future__ import annotations
 
 import contextlib
-import errno
 import fnmatch
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from torch import nn
-
 from ..data import DATASETS, Dataset, load_dataset
 from ..environment import collect_env
-from ..errors import ConfigError, ReslabError, StoreError, file_errors, os_fix, os_problem
+from ..errors import ConfigError, ReslabError, StoreError, file_errors, os_problem
 from ..files import write_json
-from ..models import create_model, get_entry
-from ..train import TERMINAL, Callback, TrainConfig, read_metrics, train, write_config
-from ..train.checkpoint import CHECKPOINT, load_torch
+from ..models import get_entry
+from ..train import TERMINAL, Callback, TrainConfig, train, write_config
+from ..train.checkpoint import CHECKPOINT
 from ..train.rundir import ENV
 from ..train.setup import augmentation, resolve_device
+from .folders import missing_folders, move_dir, training_error
 from .incoming import IncomingRun
 from .index import DamagedIndexError, RunIndex
 from .locks import DIR_LOCK, is_held, locked
 from .rebuild import read_config, result_columns, row_from_dir, safe_result, scan
+from .record import RunRecord, check_done
 
 INDEX = "index.sqlite"
 USE_ANOTHER = "pass --store a writable folder (it is created if missing) or set RESLAB_HOME"
@@ -59,43 +57,6 @@ USE_ANOTHER = "pass --store a writable folder (it is created if missing) or set 
 
 def default_root() -> Path:
     return Path(os.environ.get("RESLAB_HOME") or "~/.reslab").expanduser()
-
-
-@dataclass
-class RunRecord:
-    """One run as the store knows it. ``result`` is result.json's content (None until it exists).
-
-    ``status``: running, stopped, finished, diverged; ``interrupted`` (the index says running but
-    no process holds its lock: killed), ``missing`` or ``damaged`` (it ended, but its directory
-    is gone or its result/model is unreadable: ``problem`` says which, and it trains again).
-    """
-
-    id: str
-    hash: str
-    dir: Path
-    status: str
-    config: TrainConfig
-    result: dict[str, Any] | None
-    created: float | None = None
-    updated: float | None = None
-    external: bool = False  # kept outside the store's root (``out``): never deleted by ``rm``
-    problem: str | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.status in TERMINAL
-
-    def load_model(self, map_location: str = "cpu") -> nn.Module:
-        """The trained net: built from the registry as trained, weights from model.pt."""
-        path = self.dir / "model.pt"
-        if self.result is None or not path.exists():
-            raise ReslabError(f"run {self.id} has no trained model yet (status {self.status})")
-        model = create_model(self.config.model, **self.result["model"]["options"])
-        model.load_state_dict(load_torch(path, map_location))
-        return model.eval()
-
-    def metrics(self) -> list[dict[str, Any]]:
-        return read_metrics(self.dir / "metrics.jsonl")
 
 
 class RunStore:
@@ -216,7 +177,7 @@ class RunStore:
             path.mkdir(parents=True, exist_ok=True)
 
     def _train(self, h, config, path, callbacks, dataset, progress, tensorboard) -> RunRecord:
-        made = _missing_folders(path)  # removed again if nothing gets trained
+        made = missing_folders(path)  # removed again if nothing gets trained
         try:
             self._make_dir(path)
             busy = f"{path} is being trained by another process (perhaps of another store); try again when it ends"
@@ -228,7 +189,7 @@ class RunStore:
         except BaseException as exc:
             self._stopped(h, path, made)
             if isinstance(exc, OSError) and os_problem(exc):
-                raise _training_error(exc, path) from None
+                raise training_error(exc, path) from None
             raise
         self.index.upsert(h, **result_columns(result))
         return self._record(self.index.get(h))
@@ -259,7 +220,7 @@ class RunStore:
         try:
             held.enter_context(self._lock(h, wait=False))
             path = self._place(h, config, None)
-            made = _missing_folders(path)
+            made = missing_folders(path)
             self._make_dir(path)
             busy = f"{path} is being trained by another process; try again when it ends"
             held.enter_context(locked(path / DIR_LOCK, wait=False, busy=busy))
@@ -338,7 +299,7 @@ class RunStore:
         path = self._abs(row["dir"])
         status, result, problem = row["status"], row.get("result"), None
         if status in TERMINAL:
-            result, problem = _check_done(path, row["hash"])
+            result, problem = check_done(path, row["hash"])
             if problem is not None:
                 status = "missing" if not path.is_dir() else "damaged"
         else:
@@ -440,7 +401,7 @@ class RunStore:
         with self._lock(record.hash, wait=False), locked(record.dir / DIR_LOCK, wait=False, busy=busy):
             with file_errors(f"run {record.id} is still at {record.dir}"):
                 folder.mkdir(parents=True, exist_ok=True)
-                copied = _move_dir(record.dir, dest)
+                copied = move_dir(record.dir, dest)
             self.index.upsert(record.hash, id=dest.name, dir=self._rel(dest))
             if copied:  # across devices: the original goes only once the index names the copy
                 with file_errors(f"the run is at {dest} now; delete {record.dir} by hand"):
@@ -457,59 +418,3 @@ def _preflight(config: TrainConfig, device: bool = True) -> None:
         )
     if device:
         resolve_device(config.device)
-
-
-def _check_done(path: Path, h: str) -> tuple[dict[str, Any] | None, str | None]:
-    """(result, None) for a run that ended and is whole in ``path``, else (None, what is wrong)."""
-    if not path.is_dir():
-        return None, f"its directory {path} is gone"
-    result = safe_result(path)
-    if result is None or result.get("status") not in TERMINAL or result.get("config_hash") != h:
-        return None, f"its {path / 'result.json'} is missing, torn or not this run's"
-    if not (path / "model.pt").is_file():
-        return None, f"its {path / 'model.pt'} is missing"
-    return result, None
-
-
-def _training_error(exc: OSError, path: Path) -> StoreError:
-    """A file-system error during training, with where the last good checkpoint is."""
-    problem, fix = os_problem(exc, f"writing the run {path}"), os_fix(exc)
-    checkpoint = path / CHECKPOINT
-    if not checkpoint.exists():
-        return StoreError(f"{problem}; nothing was trained or kept: {fix} and train again")
-    try:
-        step = f" (step {int(load_torch(checkpoint)['step'])})"
-    except (ReslabError, OSError, KeyError, TypeError):
-        step = ""
-    return StoreError(
-        f"{problem}; the last good checkpoint is {checkpoint}{step}: {fix}, then continue with "
-        f"`reslab train --resume {path}`"
-    )
-
-
-def _missing_folders(path: Path) -> list[Path]:
-    """``path`` and those of its parents that do not exist yet, deepest first."""
-    out = []
-    while not path.exists() and path != path.parent:
-        out.append(path)
-        path = path.parent
-    return out
-
-
-def _move_dir(src: Path, dest: Path) -> bool:
-    """Rename ``src`` to ``dest``; across devices copy it (under a temporary name, renamed when
-    whole) and return True: the caller deletes ``src`` once nothing points at it any more."""
-    try:
-        os.rename(src, dest)
-        return False
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-    tmp = dest.with_name(f".{dest.name}.moving")
-    try:
-        shutil.copytree(src, tmp, symlinks=True)
-        os.rename(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return True

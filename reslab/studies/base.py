@@ -148,5 +148,5 @@ class Study:
             sources=self.sources,
             verdict=verdict.verdict,
             evidence=verdict.evidence,
-            **fields,
+            **{**fields, "notes": " ".join([*verdict.notes, fields.get("notes", "")]).strip()},
         )

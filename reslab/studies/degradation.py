@@ -19,7 +19,7 @@ from ..train.recipe import Recipe, get_recipe
 from .base import Study, StudyContext
 from .common import recipe_text, run_config
 from .results import StudyResult
-from .stats import greater
+from .stats import greater, summarize
 from .trained import GAIN_POINTS, Group, converged, group_bars, group_curves, group_numbers, train_groups
 from .verdict import Verdict
 
@@ -180,6 +180,12 @@ def judge(groups: dict[str, Group], s: Settings, scale: str) -> Verdict:
     )
     gap_plain = plain_d.summary().mean - plain_s.summary().mean
     gap_res = res_d.summary().mean - res_s.summary().mean
+    gap_half = summarize(plain_d.half()).mean - summarize(plain_s.half()).mean
+    if gap_half > 0 and plain_d.gain() >= GAIN_POINTS:
+        v.notes.append(
+            f"The plain depth gap was {gap_half:.1f} points with the schedule half as long and {gap_plain:.1f} with "
+            f"this one: doubling the schedule closed {1 - gap_plain / gap_half:.0%} of it."
+        )
     v.check(f"residual depth gap {gap_res:+.1f} points < plain depth gap {gap_plain:+.1f} points", gap_res < gap_plain)
     if scale == "full":
         v.check(

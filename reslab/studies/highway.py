@@ -75,7 +75,7 @@ SETTINGS = {
     ),
     "quick": Settings(
         depths=(10, 100),
-        recipe=Recipe(lr=0.05, steps=1200, batch_size=128, schedule="wsd"),
+        recipe=Recipe(lr=0.05, steps=1000, batch_size=128, schedule="wsd"),
         data_options={"train_size": 500, "val_size": 1000, "test_size": 1000, "image_size": 14},
     ),
     "full": Settings(

@@ -97,6 +97,14 @@ def converged(
     listed = "; others: " + ", ".join(f"{g.label} {g.gain():+.2f}" for g in others) if others else ""
     if undecided:
         return v.require(f"converged: no shorter-schedule result for {', '.join(undecided)}", None)
+    for g in decisive:
+        if g.gain() >= tolerance:
+            half, full = summarize(g.half()).mean, g.summary().mean
+            v.notes.append(
+                f"{g.label} has not converged: the schedule twice as long lowered its training error from "
+                f"{half:.3g} to {full:.3g} ({g.gain():+.2f} {unit}), so the verdict waits for a longer schedule "
+                "or a smaller task."
+            )
     return v.require(
         f"converged: the schedule twice as long gained less than {tolerance:g} {unit} of training error for "
         + ", ".join(f"{k} ({x:+.2f})" for k, x in gains.items())

@@ -37,21 +37,23 @@ YANG_TOL = 0.2  # relative: the measured orders may differ this much from the pr
 LEARNS, STUCK = 0.5, 0.8  # training error as a share of chance: "converges" below, "does not" above
 CLAIM = (
     "Through a deep plain ReLU stack the gradient vanishes under small initial weights and explodes under "
-    "large ones by many orders of magnitude; standard (He) initialization with BatchNorm makes the deep "
-    "plain net able to converge where small or unit initialization without BatchNorm cannot."
+    "large ones by many orders of magnitude; standard (He) initialization with BatchNorm makes plain nets of "
+    "tens of layers able to converge where small or unit initialization without BatchNorm cannot."
 )
 RULE = (
     "Gradient at initialization: orders of magnitude = log10(‖∂E/∂x_0‖ / ‖∂E/∂x_L‖) over the L hidden layers, "
-    "mean over seeds (float64). Training: the same deep plain MLP under each initialization, one recipe, final "
-    f"training error in eval mode (a diverged run counts as chance, 90%). Precondition: the small and unit "
-    "init nets, whose further training could overturn (5), converged. Holds "
-    f"when (1) small init < −{MANY:g} orders, (2) unit init > +{MANY:g}, (3) He init within ±{ABOUT_ONE:g}, "
-    f"(4) He + BN grows the signal as Yang2019 predict, L·log10 √(π/(π−1)) orders within {YANG_TOL:.0%}, and "
-    f"(5) He + BN trains to below {LEARNS:.0%} of chance while small and unit init stay above {STUCK:.0%} of it."
+    "mean over seeds (float64). Training: a plain MLP of tens of layers (He2015: 'networks with tens of layers "
+    "start converging') under each initialization, one recipe, final training error in eval mode (a diverged run "
+    "counts as chance, 90%). Precondition: the small and unit init nets, whose further training could overturn "
+    f"(5), converged. Holds when (1) small init < −{MANY:g} orders, (2) unit init > +{MANY:g}, (3) He init within "
+    f"±{ABOUT_ONE:g}, (4) He + BN grows the signal as Yang2019 predict, L·log10 √(π/(π−1)) orders within "
+    f"{YANG_TOL:.0%}, and (5) He + BN trains to below {LEARNS:.0%} of chance while small and unit init stay above "
+    f"{STUCK:.0%} of it."
 )
 ANCHORS = {
     "source": "He2015 Sec. 1 and 4.1; Glorot2010; Yang2019 (BatchNorm's gradient explosion at initialization)",
     "He2015 on its BN plain nets": "backward gradients 'exhibit healthy norms'",
+    "He2015 Sec. 1": "normalized init and BN 'enable networks with tens of layers to start converging'",
     "Yang2019, ReLU + BN": f"backward signal × √(π/(π−1)) ≈ {YANG_RATE:.3f} per layer at initialization",
 }
 INITS = {  # label -> (init, norm)
@@ -66,10 +68,11 @@ TRAINED = ("small N(0, 0.01²)", "unit N(0, 1)", "He", "He + BN")
 
 @dataclass(frozen=True)
 class Settings:
-    depth: int  # hidden layers
+    depth: int  # hidden layers of the nets whose gradient is measured at initialization
     width: int
     batch: int  # images the gradient at initialization is measured on
     recipe: Recipe  # how the deep plain nets are trained
+    train_depth: int = 20  # He2015: "networks with tens of layers" start converging
     train_width: int = 64
     data_options: dict | None = None
 
@@ -79,6 +82,7 @@ SETTINGS = {
         depth=10,
         width=32,
         batch=16,
+        train_depth=6,
         train_width=16,
         recipe=Recipe(steps=6, batch_size=32, schedule="wsd"),
         data_options={"train_size": 128, "val_size": 64, "test_size": 64, "image_size": 7},
@@ -103,7 +107,7 @@ SETTINGS = {
 
 def configs(s: Settings, seeds: Sequence[int], label: str) -> list[TrainConfig]:
     init, norm = INITS[label]
-    options = {"depth": s.depth, "width": s.train_width, "init": init, "norm": norm}
+    options = {"depth": s.train_depth, "width": s.train_width, "init": init, "norm": norm}
     return [
         run_config("mlp_plain", s.recipe, seed, options, s.data_options, eval_train_size=1000, convergence_check=True)
         for seed in seeds
@@ -155,7 +159,9 @@ def judge(orders: dict, groups: dict[str, Group], depth: int) -> Verdict:
     return v
 
 
-def figures(results: dict[str, list[GradientNorms]], groups: dict[str, Group], depth: int) -> list[FigureSpec]:
+def figures(
+    results: dict[str, list[GradientNorms]], groups: dict[str, Group], depth: int, train_depth: int
+) -> list[FigureSpec]:
     layers = [float(i) for i in range(depth + 1)]
     series = []
     for label, rs in results.items():
@@ -169,7 +175,7 @@ def figures(results: dict[str, list[GradientNorms]], groups: dict[str, Group], d
             "log10 ‖∂E/∂x_l‖",
             series,
         ),
-        group_curves(f"Training the {depth}-layer plain MLP", list(groups.values())),
+        group_curves(f"Training a plain MLP of {train_depth} layers", list(groups.values())),
     ]
 
 
@@ -201,10 +207,10 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
         numbers=numbers,
         key_number=", ".join(f"{k.split(' ')[0] if 'N(' in k else k} {o.mean:+.1f}" for k, o in orders.items())
         + f" orders; trained: He + BN {groups['He + BN'].text()}",
-        figures=figures(results, groups, s.depth),
+        figures=figures(results, groups, s.depth, s.train_depth),
         setup={
-            "models": f"plain ReLU MLP, {s.depth} hidden layers of width {s.width} (gradients) and {s.train_width} "
-            "(training)",
+            "models": f"plain ReLU MLPs: {s.depth} hidden layers of width {s.width} (gradients at initialization), "
+            f"{s.train_depth} of width {s.train_width} (training)",
             "data": f"{s.batch} Fashion-MNIST training images (gradients); {s.data_options} (training)",
             "seeds": ctx.seeds,
             "recipe": recipe_text(s.recipe),

@@ -28,6 +28,7 @@ class Check:
 @dataclass
 class Verdict:
     checks: list[Check] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what a reader must know to read the verdict, in words
 
     def check(self, text: str, passed: bool | None) -> bool | None:
         self.checks.append(Check(text, None if passed is None else bool(passed)))
