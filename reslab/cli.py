@@ -11,6 +11,7 @@ import importlib
 import os
 import select
 import sys
+from contextlib import nullcontext
 
 from .errors import ReslabError
 
@@ -53,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with _threads(args):
+            return int(args.func(args) or 0)
     except ReslabError as exc:
         print(f"reslab: error: {exc}", file=sys.stderr)
         return 2
@@ -64,6 +66,15 @@ def main(argv: list[str] | None = None) -> int:
         if not _stdout_closed():
             raise  # a pipe of our own broke: a bug, not a reader that stopped reading
         return 141  # like any Unix tool whose reader left (`reslab models | head -1`): quietly, 128 + SIGPIPE
+
+
+def _threads(args: argparse.Namespace):
+    """Commands that compute (``computes`` in their defaults) use the cores other work leaves idle."""
+    if not getattr(args, "computes", False):
+        return nullcontext()
+    from .train.hardware import idle_core_threads  # on use, so `reslab --help` does not load torch
+
+    return idle_core_threads()
 
 
 def _stdout_closed() -> bool:

@@ -13,6 +13,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,7 @@ def _torch() -> dict[str, Any]:
         import torch  # here, so a missing torch is reported instead of failing the import
     except ImportError:
         return {"torch": "not installed", "gpu": "none"}
-    info: dict[str, Any] = {"torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+    info: dict[str, Any] = {"torch": torch.__version__, "torch_threads": torch.get_num_threads(), **_cpu_kernels(torch)}
     if torch.cuda.is_available():
         names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         info["gpu"] = ", ".join(names)
@@ -91,6 +92,48 @@ def _torch() -> dict[str, Any]:
     else:
         info["gpu"] = "none"
     return info
+
+
+def _cpu_kernels(torch) -> dict[str, Any]:
+    """What decides a CPU's bf16 speed: its bf16 instructions, and the level ATen and oneDNN run at."""
+    try:
+        bf16 = [
+            name
+            for name, has in (
+                ("AVX512-BF16", torch.cpu._is_avx512_bf16_supported()),
+                ("AMX", torch.cpu._is_amx_tile_supported()),
+            )
+            if has
+        ]
+        capability = torch.backends.cpu.get_cpu_capability()
+    except AttributeError:  # an older torch
+        bf16, capability = [], "unknown"
+    cap = onednn_isa_cap() or "not set"
+    return {"cpu_bf16": ", ".join(bf16) or "none", "aten_cpu_capability": capability, "onednn_max_cpu_isa": cap}
+
+
+def onednn_isa_cap() -> str | None:
+    """The ISA cap oneDNN runs under (``ONEDNN_MAX_CPU_ISA``, or its old name ``DNNL_MAX_CPU_ISA``)."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
+    return cap.strip().upper() if cap else None
+
+
+def idle_cores(window: float = 0.25) -> float | None:
+    """Cores' worth of CPU time no process used over ``window`` seconds (Linux ``/proc/stat``), else None."""
+
+    def times() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # all, idle + iowait
+
+    try:
+        total0, idle0 = times()
+        time.sleep(window)
+        total1, idle1 = times()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0:
+        return None
+    return (os.cpu_count() or 1) * (idle1 - idle0) / (total1 - total0)
 
 
 @functools.cache  # a git call per run of a sweep would add up; the facts do not change in a process

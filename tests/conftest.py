@@ -11,3 +11,15 @@ def _seeded():
     """Every test starts from the same RNG state, so failures reproduce."""
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def bench_ctx():
+    """A quick bench context whose peak is fixed (fp32 100, bf16 200 GFLOP/s): no matmul is timed."""
+    from reslab.benchmark import BenchContext, PeakMeter
+
+    class FixedPeak(PeakMeter):
+        def sample(self) -> None:
+            pass
+
+    return BenchContext(quick=True, peak=FixedPeak(samples={"fp32": [1e11], "bf16": [2e11]}))

@@ -223,12 +223,15 @@ def test_works_on_token_models_with_their_own_loss():
     assert np.isfinite(result.loss).all() and 0 <= result.origin_accuracy <= 1
 
 
-def test_bench_extrapolates_the_grid_time_from_measured_points():
+def test_bench_extrapolates_the_grid_time_and_compares_it_with_the_floor(bench_ctx):
     from reslab.probes.ensemble_bench import _landscape
 
-    m = _landscape(samples=8, steps=21, measured_steps=1)
-    assert m.unit == "s" and m.value > 0 and "extrapolated from 1 measured points" in m.detail
-    assert m.passed == (m.value < 300)
+    peak = bench_ctx.peak.peak("fp32")
+    m = _landscape(bench_ctx, samples=8, steps=21)
+    assert m.unit == "s" and m.value > 0 and "extrapolated from 4 measured points" in m.detail
+    floor = 441 * 8 * 61.64e6 / peak  # ResNet-20's forward FLOPs per 28x28 image, at the given peak
+    assert m.ratio == pytest.approx(m.value / floor, rel=0.05) and m.reference.startswith("floor")
+    assert m.passed == (m.ratio <= 2 and m.value < 300)
 
 
 def test_an_interrupted_grid_resumes_after_its_last_finished_row(tmp_path, monkeypatch):
@@ -262,3 +265,27 @@ def test_an_interrupted_grid_resumes_after_its_last_finished_row(tmp_path, monke
     calls[0] = 0
     loss_plane(model, x, y, steps=4, span=0.6, resume=tmp_path / "grid.npz")
     assert calls[0] == 16  # nor do other weights
+
+
+@pytest.mark.parametrize("probe", ["plane", "interpolation"])
+def test_channels_last_evaluation_gives_the_same_surface_and_leaves_the_layout(monkeypatch, probe):
+    """The probe may run the net in channels-last (where it pays); the values are those of the
+    plain layout, and the net's tensors return to their own layout afterwards."""
+    from reslab.probes import _evaluation
+
+    torch.manual_seed(0)
+    model = reslab.create_model("resnet20", in_channels=3, image_size=16, widths=(8, 8, 8)).eval()
+    gen = torch.Generator().manual_seed(2)
+    x, y = torch.randn(12, 3, 16, 16, generator=gen), torch.randint(10, (12,), generator=gen)
+    state = {k: v + 0.01 for k, v in model.state_dict().items()} if probe == "interpolation" else None
+
+    def surface():
+        if probe == "plane":
+            return loss_plane(model, x, y, steps=3, span=0.5).loss
+        return loss_interpolation(model, model.state_dict(), state, x, y, steps=3).loss
+
+    assert _evaluation.use_channels_last(model, (3, 16, 16))
+    fast = surface()
+    assert all(p.is_contiguous() for p in model.parameters())
+    monkeypatch.setattr(_evaluation, "use_channels_last", lambda *a: False)
+    np.testing.assert_allclose(fast, surface(), rtol=1e-4)

@@ -161,12 +161,13 @@ def test_lesion_study_rejects_bad_options_and_non_protocol_models():
         lesion_study(nn.Linear(3, 3), torch.randn(2, 3), torch.zeros(2, dtype=torch.long))
 
 
-def test_bench_measurements_report_counts_and_wall_clock():
+def test_bench_measurements_report_counts_wall_clock_and_the_floor(bench_ctx):
     from reslab.probes.ensemble_bench import _lesion
 
-    counted, wall = _lesion("resnet20", 4, 1)
+    counted, wall = _lesion("resnet20", 4, 1, bench_ctx)
     assert counted.value == pytest.approx(10 / 18, abs=1e-3) and counted.passed is False  # (n+1)/(2n), n = 9
     assert counted.unit == wall.unit == "x naive" and wall.value > 0 and "branch evaluations" in wall.detail
+    assert wall.ratio == wall.value and "x its fp32 floor" in wall.detail
 
 
 def test_works_on_a_users_own_block_net_with_undeletable_blocks():
@@ -183,3 +184,19 @@ def test_works_on_a_users_own_block_net_with_undeletable_blocks():
     assert np.isnan(result.single_error[:5]).all() and np.isfinite(result.single_error[5])
     assert result.single_error[5] == pytest.approx(_naive_error(net, x, y, range(6), [5]))
     assert result.reorder_k.size == 0
+
+
+def test_channels_last_evaluation_gives_the_same_lesions_and_leaves_the_layout(monkeypatch):
+    from reslab.probes import _evaluation
+
+    torch.manual_seed(0)
+    model = reslab.create_model("resnet20", in_channels=3, image_size=16, widths=(8, 8, 8))
+    gen = torch.Generator().manual_seed(3)
+    x, y = torch.randn(16, 3, 16, 16, generator=gen), torch.randint(10, (16,), generator=gen)
+    assert _evaluation.use_channels_last(model, (3, 16, 16))
+    fast = lesion_study(model, x, y, delete_k=[2], reorder_k=[1], draws=2)
+    assert all(p.is_contiguous() and not p.is_inference() for p in model.parameters())  # still trainable
+    monkeypatch.setattr(_evaluation, "use_channels_last", lambda *a: False)
+    plain = lesion_study(model, x, y, delete_k=[2], reorder_k=[1], draws=2)
+    np.testing.assert_array_equal(fast.single_error, plain.single_error)
+    np.testing.assert_array_equal(fast.delete_error, plain.delete_error)

@@ -138,6 +138,11 @@ def test_bench_measurement_reports_the_sweep():
     assert m.value > 0 and m.passed is True and "load average" in m.detail
 
 
+def test_bench_measurement_compares_the_sweep_with_its_floor(bench_ctx):
+    m = shattered_measurement(bench_ctx, families=("ff-bn",), max_depth=3, seeds=4, points=16, width=8)
+    assert m.reference.startswith("floor") and m.ratio > 1  # no sweep beats its matrix multiplies at the peak
+
+
 def test_bad_arguments():
     with pytest.raises(reslab.ConfigError):
         shattered_gradients(families=("nope",), max_depth=3, seeds=2)

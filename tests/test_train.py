@@ -8,7 +8,7 @@ import torch
 
 from reslab.data import load_dataset
 from reslab.errors import ConfigError, UnknownModelError
-from reslab.train import Callback, Recipe, TrainConfig, evaluate, get_recipe, lr_at, read_metrics, train
+from reslab.train import Callback, Recipe, TrainConfig, evaluate, get_recipe, hardware, lr_at, read_metrics, train
 from reslab.train import loop as train_loop
 from reslab.train import setup as train_setup
 from reslab.train.task import Task
@@ -277,10 +277,10 @@ def test_he2015_warmup_holds_the_small_rate_until_the_error_drops(tmp_path):
 
 def test_precision_auto_uses_bf16_only_where_the_hardware_has_it(tmp_path, monkeypatch):
     cpu = torch.device("cpu")
-    monkeypatch.setattr(train_setup, "cpu_has_fast_bf16", lambda: True)
-    assert train_setup.resolve_precision("auto", cpu) == "bf16"
-    monkeypatch.setattr(train_setup, "cpu_has_fast_bf16", lambda: False)
-    assert train_setup.resolve_precision("auto", cpu) == "fp32" and train_setup.resolve_precision("bf16", cpu) == "bf16"
+    monkeypatch.setattr(hardware, "cpu_has_fast_bf16", lambda: True)
+    assert hardware.resolve_precision("auto", cpu) == "bf16"
+    monkeypatch.setattr(hardware, "cpu_has_fast_bf16", lambda: False)
+    assert hardware.resolve_precision("auto", cpu) == "fp32" and hardware.resolve_precision("bf16", cpu) == "bf16"
     result = train(tiny(recipe=Recipe(steps=2, batch_size=32, precision="bf16")), tmp_path)
     assert result["precision"] == "bf16" and result["status"] == "finished"
 

@@ -1,7 +1,10 @@
 """``reslab bench``: every speed and memory target, measured on this machine.
 
-Each layer with targets provides ``bench() -> list[Measurement]``; targets live here, never
-in timed tests. ``--catalogue`` also times the whole quick catalogue from an empty store.
+Each layer with targets provides ``bench(ctx) -> list[Measurement]``; targets live there,
+never in timed tests. Every line carries its reference (measured in the same process,
+alternating with it where it is a speed) and the ratio to it. ``--quick`` measures fewer
+and shorter rounds (a few minutes); ``--catalogue`` also times the whole quick catalogue
+from an empty store.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..benchmark import Measurement
+from ..benchmark import BenchContext, Measurement
+from ..environment import collect_env
+from ..files import atomic_write_text
 
 LAYERS = {  # name -> module with bench()
     "train": "reslab.train.bench",
@@ -28,9 +33,10 @@ CATALOGUE_TARGET_S = 540.0  # the nine studies of the essay's core argument: 9 o
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measure the speed targets (throughput, probe and report times)")
     p.add_argument("--only", nargs="+", choices=sorted(LAYERS), help="measure only these layers")
+    p.add_argument("--quick", action="store_true", help="fewer and shorter rounds: a few minutes in all")
     p.add_argument("--catalogue", action="store_true", help="also time `reproduce --scale quick` from an empty store")
     p.add_argument("--json", dest="json_out", default=None, help="also write the measurements to this JSON file")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, computes=True)
 
 
 def _catalogue() -> list[Measurement]:
@@ -50,6 +56,7 @@ def _catalogue() -> list[Measurement]:
         seconds = time.perf_counter() - start
         studies = json.loads((Path(tmp) / "report" / "results.json").read_text())["studies"]
     detail = ", ".join(f"{s['id']} {s['elapsed_s']:.0f}s" for s in studies)
+    serial = sum(s["elapsed_s"] for s in studies)  # each study's own time, as if one ran after another
     return [
         Measurement(
             "catalogue: reproduce --scale quick, empty store, 2 workers",
@@ -58,25 +65,52 @@ def _catalogue() -> list[Measurement]:
             f"< {CATALOGUE_TARGET_S:.0f} s",
             seconds < CATALOGUE_TARGET_S,
             detail,
+            f"the studies' own times summed {serial:.0f} s",
+            round(seconds / serial, 2),
         )
     ]
 
 
 def run(args: argparse.Namespace) -> int:
+    ctx = BenchContext(quick=args.quick, progress=True)
     results = []
+    start = time.perf_counter()
     for name in args.only or list(LAYERS):
         print(f"measuring {name} ...", file=sys.stderr, flush=True)
-        results += importlib.import_module(LAYERS[name]).bench()
+        results += importlib.import_module(LAYERS[name]).bench(ctx)
     if args.catalogue:
         print("timing the quick catalogue (several minutes) ...", file=sys.stderr, flush=True)
         results += _catalogue()
+    seconds = time.perf_counter() - start
+    for line in _lines(results):
+        print(line)
+    peak = f"; {ctx.peak.describe()}" if ctx.peak.samples else ""
+    print(f"{len(results)} measurements in {seconds:.0f} s{peak}")
+    if args.json_out:
+        document = {
+            "quick": args.quick,
+            "seconds": round(seconds, 1),
+            "peak_flops": _peaks(ctx),
+            "env": collect_env(),
+            "measurements": [m.to_dict() for m in results],
+        }
+        atomic_write_text(Path(args.json_out), json.dumps(document, indent=1))
+    return 0
+
+
+def _peaks(ctx: BenchContext) -> dict[str, float]:
+    return {precision: ctx.peak.peak(precision) for precision in ctx.peak.samples}
+
+
+def _lines(results: list[Measurement]) -> list[str]:
+    """Each measurement: mark, name, value, reference and ratio, target; its detail below."""
     width = max(len(m.name) for m in results)
+    out = []
     for m in results:
         mark = {True: "ok  ", False: "MISS", None: "    "}[m.passed]
+        against = f"  vs {m.reference}" + (f" = {m.ratio:g}x" if m.ratio is not None else "") if m.reference else ""
         target = f"  target {m.target}" if m.target else ""
-        print(f"{mark} {m.name:<{width}}  {m.value:>10.4g} {m.unit}{target}")
+        out.append(f"{mark} {m.name:<{width}}  {m.value:>10.4g} {m.unit}{against}{target}")
         if m.detail:
-            print(f"     {'':<{width}}  {m.detail}")
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps([m.to_dict() for m in results], indent=1))
-    return 0
+            out.append(f"     {'':<{width}}  {m.detail}")
+    return out

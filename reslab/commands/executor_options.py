@@ -12,6 +12,7 @@ import torch
 
 from ..errors import ConfigError
 
+RUNS_PER_GPU = 4  # not measured: no GPU was available where this was written
 # Ray options and their defaults: given with --executor local, they are a mistake worth a line
 RAY_DEFAULTS = {
     "ray_address": None,
@@ -28,7 +29,12 @@ RAY_DEFAULTS = {
 def add_executor_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default=None, help="run store folder (default: $RESLAB_HOME or ~/.reslab)")
     p.add_argument("--executor", default="local", choices=("local", "ray"), help="default: %(default)s")
-    p.add_argument("--workers", type=int, default=None, help="local worker processes (default: 2 on CPU, 1 per GPU)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help=f"local worker processes (default: 1 per CPU core up to 8, {RUNS_PER_GPU} per GPU)",
+    )
     ray = p.add_argument_group("with --executor ray")
     ray.add_argument("--ray-address", help="the Ray cluster to join: auto, or HOST:PORT (default: start a local Ray)")
     ray.add_argument(
@@ -74,12 +80,13 @@ def store_root(args: argparse.Namespace) -> str | None:
 
 
 def default_workers() -> int:
-    """One worker per GPU; on a CPU one single-threaded worker per core, up to 8 (small nets are
+    """``RUNS_PER_GPU`` workers per GPU (the catalogue's small nets leave a large GPU idle: several
+    runs share it); on a CPU one single-threaded worker per core, up to 8 (small nets are
     limited by Python overhead, so processes beat threads)."""
     from ..runs.executors import cores  # on use, so `reslab --help` does not load this layer
 
     if torch.cuda.is_available():
-        return torch.cuda.device_count()
+        return RUNS_PER_GPU * torch.cuda.device_count()
     return max(1, min(8, cores()))
 
 

@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="folder for results, figures and page (default reslab-probe/NAME)")
     p.add_argument("--store", help="run store folder (default $RESLAB_HOME, else ~/.reslab)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda[:N]")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, computes=True)
 
 
 def _from_run(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[str, Any]]:

@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reproduce", help="run the catalogue of studies and write the report")
     p.add_argument("--only", nargs="+", metavar="ID", help="run only these studies")
     _common(p, "reslab-report")
-    p.set_defaults(func=run_reproduce)
+    p.set_defaults(func=run_reproduce, computes=True)
     s = sub.add_parser("study", help="run one study (`reslab study --list` lists them)")
     s.add_argument("id", nargs="?", help="study id, e.g. degradation")
     s.add_argument("--list", action="store_true", help="list the studies and exit")
@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with --list: every study's claim, rule, anchors and scales (docs/claims.md)",
     )
     _common(s, "reslab-report/<id>")
-    s.set_defaults(func=run_study)
+    s.set_defaults(func=run_study, computes=True)
     t = sub.add_parser("stability", help="reproduce in each precision and seed set; is every verdict the same?")
     t.add_argument("--only", nargs="+", metavar="ID", help="check only these studies")
     t.add_argument("--scale", default="quick", choices=("smoke", "quick", "full"), help="default: %(default)s")
@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument("--data-dir", default=None, help="where to look for datasets first")
     add_executor_options(t)
-    t.set_defaults(func=run_stability)
+    t.set_defaults(func=run_stability, computes=True)
 
 
 def _go(args: argparse.Namespace, only: list[str] | None, out: str) -> int:

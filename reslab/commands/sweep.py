@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", default=None, help="where to look for datasets first")
     p.add_argument("--plan", action="store_true", help="print the planned runs and stop (nothing trains)")
     add_executor_options(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, computes=True)
 
 
 def run(args: argparse.Namespace) -> int:

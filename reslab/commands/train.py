@@ -13,6 +13,8 @@ import yaml
 from ..data.download import check_data_dir
 from ..errors import ConfigError, ReslabError
 from ..train import Recipe, TrainConfig, get_recipe
+from ..train.config import COMPILE
+from ..train.hardware import COMPILE_MIN_STEPS_CUDA
 from ..train.recipe import PRECISIONS
 
 # recipe fields a flag can set: flag dest -> Recipe field
@@ -50,6 +52,7 @@ CONFIG_FLAGS = (
     "eval_train_size",
     "checkpoint_every",
     "device",
+    "compile",
     *RECIPE_FLAGS,
 )
 
@@ -93,6 +96,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (0: at the end only)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda[:N]")
     p.add_argument(
+        "--compile",
+        default="auto",
+        choices=COMPILE,
+        help=f"torch.compile the training step (auto: on a GPU, for runs of {COMPILE_MIN_STEPS_CUDA:,} steps or more)",
+    )
+    p.add_argument(
         "--sync-bn",
         action="store_true",
         help="under torchrun: BatchNorm statistics over the whole "
@@ -106,7 +115,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
     p.add_argument("--store", help="run store folder (default $RESLAB_HOME, else ~/.reslab)")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard events (needs tensorboard)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, computes=True)
 
 
 def parse_pairs(pairs: list[str], what: str) -> dict[str, Any]:
@@ -151,6 +160,7 @@ def build_config(args: argparse.Namespace, ranks: int = 1) -> TrainConfig:
         data_dir=args.data_dir,
         ranks=ranks,
         sync_bn=args.sync_bn,
+        compile=args.compile,
     )
 
 
@@ -162,6 +172,7 @@ DEFAULTS = {
     "eval_train_size": 5000,
     "checkpoint_every": 500,
     "device": "auto",
+    "compile": "auto",
     "model_opt": [],
     "data_opt": [],
     "sync_bn": False,

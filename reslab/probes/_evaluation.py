@@ -8,6 +8,7 @@ half-way.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 
@@ -16,6 +17,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..models import block_modes, follows_block_protocol
+from ..train.hardware import use_channels_last
 
 
 def require_block_net(model: nn.Module) -> None:
@@ -50,6 +52,25 @@ def eval_state(model: nn.Module, train: bool = False) -> Iterator[None]:
             module.training = flag
 
 
+@contextmanager
+def fastest_layout(model: nn.Module, sample_shape: tuple[int, ...]) -> Iterator[bool]:
+    """The model in channels-last where that pays for its samples (``train.hardware``); yields
+    whether it is, so inputs can follow. Its tensors return to their own layout afterwards."""
+    if not use_channels_last(model, tuple(sample_shape)):
+        yield False
+        return
+    tensors = itertools.chain(model.parameters(), model.buffers())
+    others = [t for t in tensors if t.dim() == 4 and not t.is_contiguous(memory_format=torch.channels_last)]
+    with torch.inference_mode(False):  # inside a caller's inference_mode the weights would become inference tensors
+        model.to(memory_format=torch.channels_last)
+    try:
+        yield True
+    finally:
+        with torch.inference_mode(False):
+            for t in others:
+                t.data = t.data.contiguous()
+
+
 def check_data(x: torch.Tensor, y: torch.Tensor) -> None:
     if len(x) != len(y):
         raise ConfigError(f"got {len(x)} inputs but {len(y)} targets")
@@ -57,9 +78,13 @@ def check_data(x: torch.Tensor, y: torch.Tensor) -> None:
         raise ConfigError("no evaluation samples given")
 
 
-def chunks(x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device):
-    """Fixed, ordered evaluation batches on the model's device."""
+def chunks(x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device, channels_last: bool = False):
+    """Fixed, ordered evaluation batches on the model's device (inputs in channels-last if asked)."""
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     for start in range(0, len(x), batch_size):
-        yield x[start : start + batch_size].to(device), y[start : start + batch_size].to(device)
+        xb = x[start : start + batch_size].to(device)
+        yield (
+            (xb.contiguous(memory_format=torch.channels_last) if channels_last else xb),
+            y[start : start + batch_size].to(device),
+        )

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..train.task import autocast
-from ._evaluation import check_data, chunks, eval_state, model_device
+from ._evaluation import check_data, chunks, eval_state, fastest_layout, model_device
 from .curvature import hessian_extremes, mean_cross_entropy, negative_curvature_share
 from .result import ProbeResult
 from .resume import GridRows, fingerprint
@@ -105,19 +105,19 @@ class LandscapeResult(ProbeResult):
 class _Evaluator:
     """Loss and accuracy of the model's current weights on a fixed evaluation set, batched."""
 
-    def __init__(self, model, x, y, loss_fn, batch_size, precision, bn, bn_data):
+    def __init__(self, model, x, y, loss_fn, batch_size, precision, bn, bn_data, channels_last=False):
         check_data(x, y)
         if bn not in BN_MODES:
             raise ConfigError(f"bn must be one of {', '.join(BN_MODES)}, got {bn!r}")
         self.model, self.loss_fn, self.precision, self.bn = model, loss_fn, precision, bn
         self.device = model_device(model)
-        self.batches = list(chunks(x, y, batch_size, self.device))
+        self.batches = list(chunks(x, y, batch_size, self.device, channels_last))
         self.total = len(x)
         bn_x = x if bn_data is None else bn_data
-        self.bn_batches = [xb for xb, _ in chunks(bn_x, bn_x, batch_size, self.device)]
+        self.bn_batches = [xb for xb, _ in chunks(bn_x, bn_x, batch_size, self.device, channels_last)]
         self.norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def recompute_bn(self) -> None:
         """Exact averages of the batch statistics over ``bn_batches`` (momentum None), like swa_utils.update_bn."""
         momenta = [m.momentum for m in self.norms]
@@ -134,7 +134,7 @@ class _Evaluator:
                 m.momentum = momentum
                 m.eval()
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def __call__(self) -> tuple[float, float]:
         if self.bn == "recompute":
             self.recompute_bn()
@@ -211,18 +211,19 @@ class SurfaceOptions:
         if self.hessian_iters < 0 or self.hessian_samples < 1:
             raise ConfigError("hessian_iters must be >= 0 and hessian_samples >= 1")
 
-    def evaluator(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> _Evaluator:
-        return _Evaluator(model, x, y, self.loss_fn, self.batch_size, self.precision, self.bn, self.bn_data)
+    def evaluator(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, channels_last: bool) -> _Evaluator:
+        args = (self.loss_fn, self.batch_size, self.precision, self.bn, self.bn_data, channels_last)
+        return _Evaluator(model, x, y, *args)
 
 
 def _surface(model, x, y, dirs, alphas, betas, kind, opts: SurfaceOptions) -> LandscapeResult:
     start = time.perf_counter()
     params = list(model.parameters())
-    ev = opts.evaluator(model, x, y)
     shape = (len(alphas),) if betas is None else (len(alphas), len(betas))
     loss, acc = np.full(shape, np.nan), np.full(shape, np.nan)
     points = list(np.ndindex(*shape))
-    with eval_state(model), _Weights(model):
+    with eval_state(model), _Weights(model), fastest_layout(model, x.shape[1:]) as channels_last:
+        ev = opts.evaluator(model, x, y, channels_last)
         rows = GridRows(opts.resume, _grid_key(model, x, y, dirs, alphas, betas, kind, opts), shape)
         hess = _hessian_summary(model, x, y, opts)  # at the centre, before any weight or BN statistic moves
         base = [p.detach().clone() for p in params]
@@ -371,9 +372,9 @@ def loss_interpolation(
         curvature_tol=curvature_tol,
     )
     alphas = _grid(span, steps)
-    ev = opts.evaluator(model, x, y)
     loss, acc = np.full(len(alphas), np.nan), np.full(len(alphas), np.nan)
-    with eval_state(model), _Weights(model), torch.no_grad():
+    with eval_state(model), _Weights(model), fastest_layout(model, x.shape[1:]) as channels_last, torch.no_grad():
+        ev = opts.evaluator(model, x, y, channels_last)
         # copies: a checkpoint may be the model's own state_dict, whose tensors alias its weights
         a = {k: state_a[k].detach().to(v.device, copy=True) for k, v in own.items()}
         b = {k: state_b[k].detach().to(v.device, copy=True) for k, v in own.items()}

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError
 from ..models import Block, block_modes
 from ..train.task import autocast
-from ._evaluation import check_data, chunks, eval_state, model_device, require_block_net
+from ._evaluation import check_data, chunks, eval_state, fastest_layout, model_device, require_block_net
 from .result import ProbeResult
 
 
@@ -124,15 +124,16 @@ def lesion_predictions(
     blocks, n = list(model.blocks), len(model.blocks)
     device = model_device(model)
     base, per_block = [], []
-    with torch.no_grad(), eval_state(model), autocast(device, precision):
-        for xb, _ in chunks(x, x, batch_size, device):
-            if cached:
-                intact, single = _intact_and_single_deletions(model, _block_inputs(model, xb), deletable)
-            else:
-                intact, single = model(xb), {}
-                for j in deletable:
-                    with block_modes([blocks[j]], "skip-only"):
-                        single[j] = model(xb)
+    with torch.inference_mode(), eval_state(model), fastest_layout(model, x.shape[1:]) as channels_last:
+        for xb, _ in chunks(x, x, batch_size, device, channels_last):
+            with autocast(device, precision):
+                if cached:
+                    intact, single = _intact_and_single_deletions(model, _block_inputs(model, xb), deletable)
+                else:
+                    intact, single = model(xb), {}
+                    for j in deletable:
+                        with block_modes([blocks[j]], "skip-only"):
+                            single[j] = model(xb)
             base.append(intact.argmax(-1))
             preds = torch.full((n, *base[-1].shape), -1, dtype=torch.long, device=device)
             for j, logits in single.items():
@@ -285,8 +286,13 @@ def _count_wrong(
         "reorder": np.zeros((len(orders), draws)),
         "branch_evals": -1,
     }
-    batches = list(chunks(x, y, batch_size, device))
-    with torch.no_grad(), eval_state(model), autocast(device, precision):
+    with (
+        torch.inference_mode(),
+        eval_state(model),
+        fastest_layout(model, x.shape[1:]) as channels_last,
+        autocast(device, precision),
+    ):
+        batches = list(chunks(x, y, batch_size, device, channels_last))
         for b, (xb, yb) in enumerate(tqdm(batches, desc="lesions", disable=None)):
             with count_branch_calls(blocks) as calls:
                 acts = _block_inputs(model, xb)

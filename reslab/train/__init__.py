@@ -2,11 +2,12 @@
 
 from .callbacks import Callback, TrainContext
 from .config import TrainConfig
+from .hardware import resolve_precision
 from .loop import train
 from .metrics import read_metrics
 from .recipe import PRESETS, Recipe, get_recipe, lr_at
 from .rundir import TERMINAL, read_result, write_config
-from .setup import build_model, resolve_precision
+from .setup import build_model
 from .task import Task, evaluate
 
 __all__ = [

@@ -1,123 +1,106 @@
-"""Speed of the training engine, for ``reslab bench``: throughput and per-step loop overhead.
+"""Speed of the training engine, for ``reslab bench``, each against a reference measured beside it.
 
-ResNet-20 on Fashion-MNIST is the reference workload (the quick catalogue's heaviest
-kind of run). Where the CPU has no native bf16 (no AVX512-BF16 or AMX), bf16 autocast is
-emulated and many times slower than fp32; ``precision=auto`` then picks fp32, and the bf16
-measurement is kept short and says so.
+- end to end (data, augmentation, forward, backward, optimizer): ``train()`` against the
+  usual CIFAR-ResNet pipeline (``reference.py``) on the same model, batch and augmentation,
+  alternating rounds, target >= 3x; and the test error both reach on a short Fashion-MNIST
+  run (mean and std over seeds), target: equal within seed noise;
+- precision: ``train()`` in fp32 and in bf16, paired, and whether ``precision=auto`` chose
+  the faster; model FLOPs utilization of each over the machine's peak in that precision
+  (target >= 15% of the best precision's peak for ResNet-20);
+- the loop's own overhead and ``torch.compile``'s break-even: ``loop_bench.py``.
 """
 
 from __future__ import annotations
 
+import statistics
 import tempfile
-import time
-from pathlib import Path
 
-import torch
-
-from ..benchmark import Measurement
-from ..data import fashion, load_dataset
-from ..models import create_model
-from .config import TrainConfig
+from ..benchmark import BenchContext, Measurement, alternate, conditions
+from .bench_workloads import WARM, Workload, auto_precision, reference_pipeline, reslab_speed, train_config
 from .loop import train
-from .metrics import read_metrics
+from .loop_bench import bench_loop
+from .precision_bench import bench_precision
 from .recipe import Recipe
-from .setup import cpu_has_fast_bf16, resolve_device
+from .setup import resolve_device
+
+SPEEDUP_TARGET = 3.0
 
 
-def _resnet20_fmnist(precision: str, steps: int, folder: Path, data: str = "fashion-mnist") -> dict:
-    cfg = TrainConfig(
-        "resnet20",
-        data,
-        recipe=Recipe(steps=steps, batch_size=128, precision=precision, schedule="constant"),
-        data_options={"train_size": 20000, "val_size": 0},
-        eval_train_size=0,
-        test=False,
-        log_every=max(1, steps // 5),
-    )
-    result = train(cfg, folder / f"{precision}-{steps}", resume=False)
-    # steady state: leave out the first window, which pays for kernel selection and caches
-    lines = read_metrics(folder / f"{precision}-{steps}" / "metrics.jsonl")
-    windows = [r["img_per_s"] for r in lines if r["kind"] == "train"]
-    windows = [w for w in windows[1:] if w]
-    result["steady_img_per_s"] = sum(windows) / len(windows) if windows else result["img_per_s"]
-    return result
+def end_to_end(work: Workload, ctx: BenchContext) -> Measurement:
+    """``train()`` (default precision and layout) against the usual pipeline, alternating rounds."""
+    steps, rounds = ctx.rounds(10, 30), ctx.rounds(3, 5)
+    data, options, dataset = work.dataset(train_size=8192)
+    reference = reference_pipeline(work, dataset)
 
+    def usual() -> float:
+        reference.train_steps(WARM)  # its workers' queue and the kernels warm again after the other's round
+        return reference.train_steps(steps)
 
-def _bare_loop_speed(steps: int = 30) -> tuple[float, float]:
-    """(train() img/s, bare loop img/s) for a deep narrow MLP, where per-step overhead shows."""
-    data_options = {"train_size": 4096, "val_size": 0, "test_size": 0, "dim": 16}
-    cfg = TrainConfig(
-        "mlp_residual",
-        "identity",
-        model_options={"depth": 20},
-        recipe=Recipe(steps=steps, batch_size=128, precision="fp32", schedule="constant"),
-        data_options=data_options,
-        eval_train_size=0,
-        test=False,
-        log_every=10,
-    )
-    with tempfile.TemporaryDirectory() as d:
-        loop_speed = train(cfg, d)["img_per_s"]
-    ds = load_dataset("identity", **data_options)
-    torch.manual_seed(0)
-    model = create_model("mlp_residual", depth=20, input_shape=(16,), num_classes=16).to(resolve_device("auto"))
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4, fused=True)
+    def ours() -> float:
+        return reslab_speed(work, data, options, dataset, "auto", steps)
+
+    try:
+        paired = alternate(ours, usual, rounds=rounds, warmup=0)
+    finally:
+        reference.close()
+    ratio = paired.ratio
     device = resolve_device("auto")
-    x, y = ds.train.x[:128].to(device), ds.train.y[:128].to(device)
-
-    def step() -> torch.Tensor:
-        loss = torch.nn.functional.mse_loss(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return loss
-
-    for _ in range(5):
-        step().item()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        loss = step()  # no host sync inside the loop: the fastest a loop can be
-    loss.item()
-    return loop_speed, steps * 128 / (time.perf_counter() - t0)
-
-
-def bench(steps: int = 200) -> list[Measurement]:
-    """Throughput of ResNet-20 on Fashion-MNIST (fp32 and bf16) and the loop's per-step overhead."""
-    out: list[Measurement] = []
-    device = resolve_device("auto")
-    data = "fashion-mnist" if fashion.locate() is not None else "synthetic-images"
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        fp32 = _resnet20_fmnist("fp32", steps, folder, data)
-        out.append(
-            Measurement(
-                f"train: ResNet-20 on {data}, fp32, {steps} steps of 128",
-                fp32["steady_img_per_s"],
-                "img/s",
-                detail=f"{device}, {torch.get_num_threads()} threads, channels-last",
-            )
-        )
-        native = device.type == "cuda" or cpu_has_fast_bf16()
-        bf16_steps = steps if native else max(5, steps // 20)
-        bf16 = _resnet20_fmnist("bf16", bf16_steps, folder, data)
-        note = "" if native else "; this CPU has no AVX512-BF16/AMX, so bf16 is emulated and precision=auto uses fp32"
-        out.append(
-            Measurement(
-                f"train: ResNet-20 on {data}, bf16 autocast, {bf16_steps} steps of 128",
-                bf16["steady_img_per_s"],
-                "img/s",
-                detail=f"{device}, channels-last; {bf16['steady_img_per_s'] / fp32['steady_img_per_s']:.2f}x fp32{note}",
-            )
-        )
-    loop, bare = _bare_loop_speed()
-    out.append(
-        Measurement(
-            "train: loop overhead, train() vs a bare step loop (MLP, 20 residual units)",
-            loop / bare,
-            "x bare",
-            target=">= 0.85",
-            passed=loop / bare >= 0.85,
-            detail=f"{loop:.0f} vs {bare:.0f} img/s",
-        )
+    precision = auto_precision(work, dataset, device)
+    return Measurement(
+        f"train: {work.label(data)}, end to end",
+        round(paired.median_a),
+        "img/s",
+        f">= {SPEEDUP_TARGET:g}x",
+        ratio >= SPEEDUP_TARGET,
+        f"train() {precision}, crop+flip on the batch; reference: DataLoader, 2 workers, per-sample "
+        f"pad-crop+flip, fp32 NCHW; {rounds} rounds of {steps} steps of 128, {device}, {conditions()}",
+        f"usual pipeline {paired.median_b:.0f} img/s",
+        round(ratio, 2),
     )
+
+
+def accuracy_parity(ctx: BenchContext) -> Measurement:
+    """Test error of the default path and of the fp32 reference after the same short run, over seeds."""
+    seeds, steps = ctx.rounds(3, 5), ctx.rounds(60, 200)
+    work = Workload("resnet20", "fashion-mnist")
+    data, options, dataset = work.dataset(20000, ctx.rounds(2000, 10000))
+    ours, usual = [], []
+    recipe = Recipe(steps=steps, batch_size=128, schedule="cosine", lr=0.1, weight_decay=1e-4)
+    for seed in range(seeds):
+        with tempfile.TemporaryDirectory() as tmp:
+            result = train(train_config(work, data, options, recipe, seed, test=True), tmp, dataset=dataset)
+        ours.append(100 * result["test_error"])
+        reference = reference_pipeline(work, dataset, seed, total_steps=steps)
+        reference.train_steps(steps)
+        usual.append(100 * reference.test_error(dataset.test, dataset.mean, dataset.std))
+        reference.close()
+    (m1, s1), (m2, s2) = _mean_std(ours), _mean_std(usual)
+    noise = 2 * (s1**2 / seeds + s2**2 / seeds) ** 0.5  # two standard errors of the difference
+    return Measurement(
+        f"train: ResNet-20 {data}, test error after {steps} steps, default path vs fp32 reference",
+        round(m1, 2),
+        "% error",
+        "equal within seed noise (|difference| <= 2 standard errors)",
+        abs(m1 - m2) <= noise,
+        f"{seeds} seeds: train() {m1:.2f} ± {s1:.2f}% ({result['precision']}), reference {m2:.2f} ± {s2:.2f}%; "
+        f"difference {m1 - m2:+.2f}, 2 standard errors {noise:.2f}; {len(dataset.test)} test images",
+        f"reference {m2:.2f} ± {s2:.2f}%, difference {m1 - m2:+.2f} points",
+    )
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def bench(ctx: BenchContext) -> list[Measurement]:
+    works = [Workload("resnet20", "fashion-mnist"), Workload("resnet20", "cifar-shape")]
+    works += [] if ctx.quick else [Workload("resnet56", "fashion-mnist"), Workload("resnet56", "cifar-shape")]
+    out = []
+    for work in works:
+        ctx.say(f"{work.label(work.data)}: train() and the usual pipeline, alternating")
+        out.append(end_to_end(work, ctx))
+    ctx.say("test error of train() and of the reference over seeds")
+    out.append(accuracy_parity(ctx))
+    out += bench_precision(ctx)
+    out += bench_loop(ctx)
     return out

@@ -26,7 +26,8 @@ from ..errors import ConfigError
 from ..files import jsonable
 from .recipe import Recipe
 
-UNHASHED = ("data_dir", "device", "log_every", "checkpoint_every")
+UNHASHED = ("data_dir", "device", "log_every", "checkpoint_every", "compile")
+COMPILE = ("auto", "on", "off")
 # fields added after runs were stored: hashed only when they differ from their default, so
 # the runs stored before them keep their keys
 ADDED_LATER = {"convergence_check": False, "ranks": 1, "sync_bn": False}
@@ -63,6 +64,8 @@ class TrainConfig:
         tag: any text that must make otherwise equal runs distinct (it is hashed).
         log_every: steps between metrics lines (not hashed).
         checkpoint_every: steps between checkpoints; 0 writes one at the end only (not hashed).
+        compile: ``torch.compile`` the training forward and backward: "auto" where the
+            compile time pays within the run (``hardware.compile_mode``), "on", "off" (not hashed).
     """
 
     model: str
@@ -83,6 +86,7 @@ class TrainConfig:
     checkpoint_every: int = 0
     device: str = "auto"
     data_dir: str | None = None
+    compile: str = "auto"
 
     def __post_init__(self) -> None:
         if isinstance(self.recipe, dict):
@@ -101,6 +105,8 @@ class TrainConfig:
             raise ConfigError(f"seed must be a 64-bit integer (-2**63 to 2**63-1), got {self.seed!r}")
         if not isinstance(self.device, str) or not DEVICE.fullmatch(self.device):
             raise ConfigError(f"device must be auto, cpu, cuda, cuda:N (N a GPU number) or mps, got {self.device!r}")
+        if self.compile not in COMPILE:
+            raise ConfigError(f"compile must be one of {', '.join(COMPILE)}, got {self.compile!r}")
         if "data_dir" in self.data_options:
             raise ConfigError("data_dir is a TrainConfig field, not a data option")
         self._check_ranks()

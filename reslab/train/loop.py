@@ -33,6 +33,7 @@ from . import distributed
 from .callbacks import Callback, TrainContext
 from .checkpoint import CHECKPOINT, load_torch, rng_state, save_torch, set_rng_state
 from .config import TrainConfig
+from .hardware import compile_mode, resolve_precision, use_channels_last
 from .metrics import METRICS, MetricsLog, check_tensorboard, plain_line, summary_line
 from .recipe import lr_at
 from .rundir import MODEL, RESULT, TERMINAL, read_result, write_config
@@ -40,10 +41,8 @@ from .setup import (
     InterruptFlag,
     augmentation,
     build_model,
-    has_conv,
     make_optimizer,
     resolve_device,
-    resolve_precision,
     run_environment,
     total_grad_norm,
 )
@@ -98,7 +97,6 @@ class _Run:
         self.device = resolve_device(config.device)
         self.ranks = distributed.current()
         distributed.check(config.ranks, config.sync_bn, self.device, self.ranks)
-        self.precision = resolve_precision(r.precision, self.device)
         if dataset is None:
             dataset = load_dataset(config.data, config.data_dir, **config.data_options)
         self.ds = dataset
@@ -108,8 +106,8 @@ class _Run:
         torch.manual_seed(config.seed)
         self.model, self.model_options = build_model(config, dataset)
         distributed.seed_rank(config.seed, self.ranks)
-        self.channels_last = bool(r.channels_last and dataset.is_image and has_conv(self.model))
         self.model.to(self.device)
+        self.channels_last, self.precision = self._fastest_layout_and_precision()
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.model.train()
@@ -128,6 +126,7 @@ class _Run:
         )
         self.steps_per_epoch = self.loader.steps_per_epoch
         self.total = r.total_steps(self.steps_per_epoch)
+        self.net = self._compiled_where_it_pays(self.net)
         k = min(config.eval_train_size, len(dataset.train))
         pick = torch.randperm(len(dataset.train), generator=torch.Generator().manual_seed(0))[:k]
         self.train_eval = dataset.train.take(pick.sort().values) if k else None
@@ -143,6 +142,20 @@ class _Run:
         tb_dir = run_dir / "tensorboard" if tensorboard else None
         self.log = MetricsLog(run_dir / METRICS, resume_step, tb_dir) if self.ranks.writes else distributed.Silent()
         self.progress = progress
+
+    def _fastest_layout_and_precision(self) -> tuple[bool, str]:
+        """Channels-last and bf16 (for ``auto``) where they measured faster for this model (``hardware.py``)."""
+        r, ds = self.recipe, self.ds
+        channels_last = bool(r.channels_last and ds.is_image and use_channels_last(self.model, ds.shape))
+        example = ds.train.x[:1].to(self.device)
+        example = example.float() if example.dtype == torch.uint8 else example
+        return channels_last, resolve_precision(r.precision, self.device, self.model, example, r.batch_size)
+
+    def _compiled_where_it_pays(self, net: nn.Module) -> nn.Module:
+        """What the training step calls, compiled where that pays (``hardware.compile_mode``);
+        evaluation and checkpoints use the model itself, which shares its weights."""
+        mode = compile_mode(self.config.compile, self.device, self.total, self.config.deterministic)
+        return torch.compile(net, mode=mode) if mode else net
 
     # --- checkpoints -------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:

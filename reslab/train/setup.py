@@ -1,4 +1,5 @@
-"""The parts a run is assembled from: device, precision, model, augmentation, optimizer.
+"""The parts a run is assembled from: device, model, augmentation, optimizer (precision and
+memory layout: ``hardware.py``).
 
 Augmentation defaults: CIFAR gets He2015's 4-pixel pad-and-crop and flips. Fashion-MNIST
 gets none: its quick studies run one or two epochs, where augmentation only slows
@@ -42,25 +43,6 @@ def resolve_device(device: str) -> torch.device:
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"--device {device}: MPS is not available on this machine; use --device cpu or auto")
     return dev
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True where the CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere it is emulated and slow."""
-    try:
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    except AttributeError:
-        return False
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` = bf16 autocast where the hardware computes bf16 natively, else fp32."""
-    if precision != "auto":
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if device.type == "cpu":
-        return "bf16" if cpu_has_fast_bf16() else "fp32"
-    return "fp32"
 
 
 def build_model(config: TrainConfig, dataset: Dataset) -> tuple[nn.Module, dict[str, Any]]:
@@ -161,10 +143,6 @@ def run_environment(config: TrainConfig) -> Iterator[None]:
     finally:
         torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = prev_cudnn
-
-
-def has_conv(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
 def total_grad_norm(model: nn.Module) -> float:
