@@ -8,7 +8,8 @@ mode; every ``checkpoint_every`` steps and at the end an atomic checkpoint.
 
 How a run is assembled (device, precision, model, augmentation, optimizer) is in
 ``setup.py``; the metrics summed between log lines and He2015's error-watching warm-up
-are in ``window.py``; checkpoint I/O is in ``checkpoint.py``; the run directory's other
+are in ``window.py``; checkpoint I/O is in ``checkpoint.py``, what a checkpoint and
+result.json hold of a run in ``records.py``; the run directory's other
 files are in ``rundir.py``.
 """
 
@@ -28,14 +29,14 @@ from tqdm import tqdm
 from ..data import BatchLoader, Dataset, load_dataset
 from ..errors import ConfigError
 from ..files import clean_temporaries, jsonable, write_json
-from ..models import count_parameters
 from . import distributed
 from .callbacks import Callback, TrainContext
-from .checkpoint import CHECKPOINT, load_torch, rng_state, save_torch, set_rng_state
+from .checkpoint import save_torch
 from .config import TrainConfig
 from .hardware import compile_mode, resolve_precision, use_channels_last
 from .metrics import METRICS, MetricsLog, check_tensorboard, plain_line, summary_line
 from .recipe import lr_at
+from .records import RunRecords
 from .rundir import MODEL, RESULT, TERMINAL, read_result, write_config
 from .setup import (
     InterruptFlag,
@@ -87,8 +88,9 @@ def train(
         return _Run(config, run_dir, list(callbacks), resume, progress, tensorboard, dataset).run()
 
 
-class _Run:
-    """One training run: its state, and the loop's steps as methods; ``run()`` is the loop."""
+class _Run(RunRecords):
+    """One training run: its state, and the loop's steps as methods; ``run()`` is the loop
+    (its checkpoint and result.json are assembled in ``records.py``)."""
 
     def __init__(self, config, run_dir, callbacks, resume, progress, tensorboard, dataset):
         self.config, self.run_dir, self.callbacks = config, run_dir, callbacks
@@ -156,62 +158,6 @@ class _Run:
         evaluation and checkpoints use the model itself, which shares its weights."""
         mode = compile_mode(self.config.compile, self.device, self.total, self.config.deterministic)
         return torch.compile(net, mode=mode) if mode else net
-
-    # --- checkpoints -------------------------------------------------------------------
-    def _state(self) -> dict[str, Any]:
-        return {
-            "version": 1,
-            "config_hash": self.config.hash(),
-            "step": self.step,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "loader": self.loader.state_dict(),
-            "warmup": self.warmup.state_dict(),
-            "rng": rng_state(),
-            "callbacks": [cb.state_dict() for cb in self.callbacks],
-            "window": self.window.state_dict(),
-            "totals": {
-                "train_time": self.train_time,
-                "samples": self.samples,
-                "wall": self.wall_before + time.perf_counter() - self.t_start,
-                "resumed": self.resumed,
-            },
-            "last_eval": self.last_eval,
-            "shorter": self.shorter.state_dict() if self.shorter else None,
-        }
-
-    def _save(self) -> None:
-        state = self._state()
-        if self.ranks.active:  # each rank's own generators (dropout), so each resumes its own stream
-            state["rng_ranks"] = distributed.gather(state["rng"], self.ranks)
-        if self.ranks.writes:
-            save_torch(self.run_dir / CHECKPOINT, state, durable=True)
-
-    def _restore(self) -> int | None:
-        path = self.run_dir / CHECKPOINT
-        if not path.exists():
-            return None
-        state = load_torch(path, "cpu")
-        if state.get("config_hash") != self.config.hash():
-            raise ConfigError(f"{path} belongs to a different config; resume it with its own config.yaml")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.loader.load_state_dict(state["loader"])
-        self.warmup.load_state_dict(state["warmup"])
-        if len(state["callbacks"]) == len(self.callbacks):
-            for cb, cb_state in zip(self.callbacks, state["callbacks"]):
-                cb.load_state_dict(cb_state)
-        self.window.load_state_dict(state["window"])
-        totals = state["totals"]
-        self.train_time, self.samples, self.wall_before = totals["train_time"], totals["samples"], totals["wall"]
-        self.resumed = totals["resumed"] + 1
-        self.last_eval = state["last_eval"]
-        if self.shorter and state.get("shorter"):
-            self.shorter.load_state_dict(state["shorter"])
-        self.step = int(state["step"])
-        rng = state["rng_ranks"][self.ranks.rank] if "rng_ranks" in state else state["rng"]
-        set_rng_state(rng)  # last: nothing after this may draw random numbers before the loop
-        return self.step
 
     # --- the loop ----------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -485,35 +431,3 @@ class _Run:
         for cb in self.callbacks:
             cb.on_end(self.training, result)
         return result
-
-    def _result(self, ev: dict[str, Any], test_loss: float | None, test_error: float | None) -> dict[str, Any]:
-        wall = self.wall_before + time.perf_counter() - self.t_start
-        return {
-            "status": self.status,
-            "config_hash": self.config.hash(),
-            "steps": self.step,
-            "total_steps": self.total,
-            "epochs": round(self.step / self.steps_per_epoch, 4),
-            "diverged_step": self.diverged_step,
-            "error_metric": self.task.error_metric,
-            "train_error": ev.get("train_eval_error"),
-            "train_loss": ev.get("train_eval_loss"),
-            "train_eval_size": len(self.train_eval) if self.train_eval is not None else 0,
-            "val_error": ev.get("val_error"),
-            "val_loss": ev.get("val_loss"),
-            "test_error": test_error,
-            "test_loss": test_loss,
-            "wall_time_s": round(wall, 3),
-            "train_time_s": round(self.train_time, 3),
-            "img_per_s": round(self.samples / self.train_time, 1) if self.train_time > 0 else None,
-            "warmup_end_step": self.warmup.end,
-            "half_schedule": self.shorter.result if self.shorter else None,
-            "resumed": self.resumed,
-            "device": str(self.device),
-            "precision": self.precision,
-            "channels_last": self.channels_last,
-            "threads": torch.get_num_threads(),
-            "params": count_parameters(self.model),
-            "model": {"name": self.config.model, "options": self.model_options},
-            "data": self.ds.describe(),
-        }
