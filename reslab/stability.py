@@ -14,6 +14,8 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .files import atomic_write_text
+from .report import render_report
+from .report.render import write_public
 from .reproduce import RESULTS, reproduce
 from .runs.executors import Executor
 from .runs.store import RunStore
@@ -58,7 +60,9 @@ def stability(
             seed_set=seed_set,
             precision=precision,
         )
-    table = compare({cell_name(p, k): out_dir / cell_name(p, k) for p, k in cells(precisions, seed_sets)})
+    folders = {cell_name(p, k): out_dir / cell_name(p, k) for p, k in cells(precisions, seed_sets)}
+    table = compare(folders)
+    record(table, folders)
     atomic_write_text(out_dir / f"{STABILITY}.json", json.dumps(table, indent=1))
     atomic_write_text(out_dir / f"{STABILITY}.md", markdown(table))
     return out_dir / f"{STABILITY}.md"
@@ -88,6 +92,18 @@ def compare(folders: dict[str, Path]) -> dict:
         "elapsed_s": {name: data.get("elapsed_s") for name, data in results.items()},
         "studies": studies,
     }
+
+
+def record(table: dict, folders: dict[str, Path]) -> None:
+    """Each cell's report states, per study, the verdict in every cell."""
+    for folder in folders.values():
+        data = json.loads((folder / RESULTS).read_text())
+        for study in data.get("studies", []):
+            row = table["studies"].get(study.get("id"))
+            if row:
+                study["stability"] = {cell: found["verdict"] for cell, found in row["cells"].items()}
+        write_public(folder / RESULTS, json.dumps(data, indent=1).encode())
+        render_report(folder)
 
 
 def markdown(table: dict) -> str:

@@ -168,3 +168,16 @@ def test_every_study_is_complete_at_every_scale():
     full = deg.runs_for("full", [0, 1, 2])
     assert {c.model for c in full} >= {"resnet20", "resnet56", "plain20", "plain56", "resnet110"}
     assert all(c.recipe.steps == 64_000 and c.recipe.lr == 0.1 for c in full)
+
+
+def test_stability_records_each_cells_verdict(tmp_path):
+    out = tmp_path / "stab"
+    args = ["stability", "--only", "identity", "--scale", "smoke", "--precisions", "fp32", "--seed-sets", "0", "1"]
+    assert main([*args, "--out", str(out), "--store", str(tmp_path / "s")]) == 0
+    row = json.loads((out / "stability.json").read_text())["studies"]["identity"]
+    verdicts = {cell: found["verdict"] for cell, found in row["cells"].items()}
+    assert list(verdicts) == ["fp32-seeds0", "fp32-seeds1"] and row["stable"] == (len(set(verdicts.values())) == 1)
+    for cell in verdicts:  # each cell's report states the verdict in every cell
+        assert _results(out / cell)["studies"][0]["stability"] == verdicts
+        assert "cells of reslab stability" in (out / cell / "report.md").read_text()
+    assert (out / "stability.md").read_text().count("| identity |") == 1

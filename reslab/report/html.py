@@ -168,6 +168,8 @@ def study_html(view: StudyView) -> str:
     out.append("</dl>")
     if s.notes:
         out.append("<h3>Notes</h3>" + _paragraphs(s.notes))
+    if view.stability:
+        out.append(f"<h3>Stability</h3><p>{e(view.stability)}</p>")
     sources = f"Sources: {e(', '.join(s.sources))} · " if s.sources else ""
     out.append(f"<p class='foot'>{sources}Took {e(view.elapsed)} · <a href='#summary'>back to the summary</a></p>")
     out.append("</section>")

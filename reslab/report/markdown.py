@@ -76,6 +76,8 @@ def study_md(view: StudyView) -> list[str]:
     out += ["**What was run**", ""] + _setup(view.setup_rows()) + [""]
     if s.notes:
         out += ["**Notes.** " + "\n\n".join(md(p) for p in s.notes.split("\n\n") if p.strip()), ""]
+    if view.stability:
+        out += [f"**Stability.** {md(view.stability)}", ""]
     sources = f"Sources: {md(', '.join(s.sources))} · " if s.sources else ""
     out += [f"{sources}Took {md(view.elapsed)} · [back to the summary](#summary)", ""]
     return out

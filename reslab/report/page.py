@@ -56,6 +56,17 @@ class StudyView:
     def elapsed(self) -> str:
         return fmt_duration(self.study.elapsed_s)
 
+    @property
+    def stability(self) -> str:
+        """Whether ``reslab stability`` found the same verdict in every precision and seed set."""
+        cells = self.study.stability
+        if not cells:
+            return ""
+        same = len(set(cells.values())) == 1
+        each = ", ".join(f"{cell} {verdict}" for cell, verdict in cells.items())
+        found = "the same in every cell" if same else "not the same in every cell, so not a finding yet"
+        return f"Verdict in the {len(cells)} cells of reslab stability: {each}; {found}."
+
     def numbers_table(self) -> tuple[list[tuple[str, str, str]], str]:
         return paired_rows(self.study.numbers, self.study.anchors)
 

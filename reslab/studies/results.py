@@ -83,6 +83,7 @@ class StudyResult:
     seed_values: list[int] = field(default_factory=list)  # which seeds (a study's seed set K of N: K·N … K·N+N−1)
     precision: str = "recipe"  # the training precision forced on every run, or "recipe" (each recipe's own)
     code: str = ""  # git commit of the (clean) checkout that computed it; empty when unknown
+    stability: dict[str, str] = field(default_factory=dict)  # verdict per `reslab stability` cell, where one ran
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
