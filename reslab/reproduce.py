@@ -17,8 +17,9 @@ from pathlib import Path
 
 import torch
 
+from .data import Dataset, load_dataset
 from .environment import collect_env
-from .errors import ConfigError, file_errors
+from .errors import ConfigError, DataError, ReslabError, file_errors
 from .report import render_report
 from .report.render import write_public
 from .runs.executors import Executor, LocalExecutor, cores
@@ -27,6 +28,7 @@ from .studies.base import SCALES, RunOverrides, Study, StudyContext
 from .studies.catalogue import all_studies, get_study, study_ids
 from .studies.results import StudyResult
 from .train import TrainConfig
+from .train.setup import check_buildable
 
 RESULTS = "results.json"
 
@@ -142,11 +144,31 @@ def _start_training(
         used = (c for u in st.uses for c in get_study(u).runs_for(scale, seeds[st.id]))
         return [overrides.apply(c) for c in (*own, *used)]
 
+    datasets: dict[tuple, Dataset] = {}
+    for st in todo:
+        _check_buildable(st, scale, runs_of(st), datasets)
     queue = {c.hash(): c for st in todo for c in runs_of(st)}
     executor.prefetch(store, list(queue.values()))
     position = {h: i for i, h in enumerate(queue)}
     order = sorted(todo, key=lambda st: max((position[c.hash()] for c in runs_of(st)), default=-1))
     return queue, order
+
+
+def _check_buildable(study: Study, scale: str, configs: Sequence[TrainConfig], datasets: dict[tuple, Dataset]) -> None:
+    """Every model a study trains is built on the meta device first: a study whose settings
+    cannot train fails before any run starts, with one line naming it."""
+    for c in {
+        (c.model, repr(c.model_options), repr(c.recipe), c.data, repr(c.data_options)): c for c in configs
+    }.values():
+        key = (c.data, c.data_dir, repr(sorted(c.data_options.items())))
+        try:
+            if key not in datasets:
+                datasets[key] = load_dataset(c.data, c.data_dir, **c.data_options)
+            check_buildable(c, datasets[key])
+        except DataError:
+            raise
+        except ReslabError as exc:
+            raise ConfigError(f"study {study.id} cannot train its {scale} runs ({c.model}): {exc}") from None
 
 
 class _ResultsFile:

@@ -15,7 +15,7 @@ import pytest
 
 from reslab.cli import main
 from reslab.report import render_report
-from reslab.reproduce import reproduce
+from reslab.reproduce import _check_buildable, reproduce
 from reslab.runs.executors import LocalExecutor
 from reslab.runs.store import RunStore
 from reslab.studies.catalogue import all_studies, study_ids
@@ -181,3 +181,12 @@ def test_stability_records_each_cells_verdict(tmp_path):
         assert _results(out / cell)["studies"][0]["stability"] == verdicts
         assert "cells of reslab stability" in (out / cell / "report.md").read_text()
     assert (out / "stability.md").read_text().count("| identity |") == 1
+
+
+@pytest.mark.parametrize("scale", ["smoke", "quick"])
+def test_every_planned_run_can_be_built(scale):
+    """Each run a study plans builds (on the meta device) with its data: a study whose settings
+    cannot train fails before anything trains, not on a worker halfway through the catalogue."""
+    datasets: dict = {}
+    for study in all_studies():
+        _check_buildable(study, scale, study.runs_for(scale, study.seeds_for(scale, None)), datasets)

@@ -100,7 +100,7 @@ def model_name(s: Settings, kind: str, depth: int) -> tuple[str, dict]:
         if depth % 2:
             raise ValueError(f"an MLP of two-layer units needs an even depth, got {depth}")
         shortcut = "none" if kind == "plain" else "identity"
-        return ("mlp_plain" if kind == "plain" else "mlp_residual"), {
+        return "mlp_plain", {
             "depth": depth // 2,
             "width": s.widths[0],
             "layers_per_block": 2,

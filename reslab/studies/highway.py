@@ -54,9 +54,8 @@ FAMILIES = {  # family -> model options (Srivastava2015: plain 71 wide; highway 
         "order": "relu-before-add",
         "norm": "none",
     },
-    "residual": {"width": 71, "layers_per_block": 1, "shortcut": "identity", "order": "preact", "norm": "bn"},
+    "residual": {"width": 71, "shortcut": "identity", "order": "preact", "norm": "bn"},
 }
-MODELS = {"plain": "highway_plain_mlp", "highway": "highway_mlp", "residual": "mlp_residual"}
 
 
 @dataclass(frozen=True)
@@ -95,7 +94,7 @@ def configs(s: Settings, seeds: Sequence[int], family: str, depth: int) -> list[
     options = {"depth": depth, **FAMILIES[family]}
     return [
         run_config(
-            MODELS[family],
+            "mlp_plain",
             s.recipe,
             seed,
             options,

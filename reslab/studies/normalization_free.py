@@ -44,7 +44,8 @@ ANCHORS = {
     "ReZero": "converges faster than the BN/LN baselines at depth",
 }
 VARIANTS = {  # label -> model options added to the degradation study's deepest residual net
-    "Fixup, no BN": {"norm": "none", "scalar": "fixup"},
+    # Fixup's rule is written for the original unit (add, then ReLU), whatever order the BN net uses
+    "Fixup, no BN": {"norm": "none", "scalar": "fixup", "order": "post"},
     "SkipInit, no BN": {"norm": "none", "scalar": "skipinit"},
     "ReZero, no BN": {"norm": "none", "scalar": "rezero"},
 }

@@ -34,15 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
 from ..data import load_dataset
 from ..errors import ConfigError, DataError, ReslabError, file_errors
 from ..files import is_finite_number
 from ..runs.cluster import RunResources, parse_memory
-from ..train import Recipe, TrainConfig, build_model, get_recipe
-from ..train.setup import augmentation
+from ..train import Recipe, TrainConfig, get_recipe
+from ..train.setup import check_buildable
 
 METRICS = (
     "train_error",
@@ -357,11 +356,7 @@ def _check_model(src: _Source, settings: Settings, config: TrainConfig, checked:
         return
 
     def check(c: TrainConfig) -> None:
-        dataset = load_dataset(c.data, c.data_dir, **c.data_options)
-        augmentation(c, dataset)
-        with torch.device("meta"):
-            build_model(c, dataset)
-        c.hash()
+        check_buildable(c, load_dataset(c.data, c.data_dir, **c.data_options))
 
     try:
         check(config)

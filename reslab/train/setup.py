@@ -62,6 +62,15 @@ def build_model(config: TrainConfig, dataset: Dataset) -> tuple[nn.Module, dict[
     return create_model(config.model, **options), options
 
 
+def check_buildable(config: TrainConfig, dataset: Dataset) -> None:
+    """Build ``config``'s model and augmentation on the meta device (nothing allocated), so a
+    config that cannot train fails where it is declared, not later on a worker."""
+    augmentation(config, dataset)
+    with torch.device("meta"):
+        build_model(config, dataset)
+    config.hash()
+
+
 def augmentation(config: TrainConfig, dataset: Dataset) -> Augment | None:
     r = config.recipe
     default = DEFAULT_AUGMENT.get(dataset.name, Augment())
