@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..models import create_model
 from ..train import TrainConfig
 from ..train.recipe import Recipe
 from .base import Study, StudyContext
@@ -28,6 +29,7 @@ from .verdict import Verdict
 
 ALPHA = 0.05
 FLAT = 5.0  # points: "does not degrade" (deep no more than this above shallow)
+STUCK = 50.0  # % training error: a net this far from trained gets a note on the signal it started with
 CLAIM = (
     "Plain fully connected nets train worse as they get deeper, while highway nets and residual nets of the "
     "same depths and parameters do not."
@@ -142,6 +144,40 @@ def gate_activity(ctx: StudyContext, s: Settings, group: Group) -> np.ndarray:
     return np.mean(per_seed, axis=0)
 
 
+def signal_at_init(s: Settings, family: str, depth: int, seed: int) -> float:
+    """‖output of the last layer‖ / ‖input of the first‖ at initialization, mean over a batch: how much
+    of the input a freshly initialized net of ``depth`` layers passes on to its classifier."""
+    config = configs(s, [seed], family, depth)[0]
+    x, _ = eval_data(config, "train", s.gate_batch)
+    torch.manual_seed(seed)
+    net = create_model(
+        config.model, input_shape=list(x.shape[1:]), **config.model_options
+    )  # train mode: BN normalizes by the batch
+    with torch.no_grad():
+        h0 = net.stem(x)
+        h = h0
+        for block in net.blocks:
+            h = block(h)
+    return float((h.norm(dim=1) / h0.norm(dim=1)).mean())
+
+
+def stuck_note(groups: dict[str, Group], s: Settings, seed: int) -> str:
+    """Why a deep net stayed near chance, measured: the forward signal it starts with."""
+    deep = s.depths[-1]
+    stuck = [f for f in ("highway", "residual") if groups[label(f, deep)].summary().mean > STUCK]
+    if not stuck:
+        return ""
+    ratios = {f: signal_at_init(s, f, deep, seed) for f in FAMILIES}
+    return (
+        f"{', '.join(label(f, deep) for f in stuck)} stayed near chance (above {STUCK:g}% training error). At "
+        f"initialization the forward signal of the {deep}-layer nets reaches their classifier scaled by "
+        + ", ".join(f"{r:.2g} ({f})" for f, r in ratios.items())
+        + ": a highway layer carries only 1 − σ(b) of its input, so with gate bias b a deep stack starts with a "
+        "vanishing signal and gradient. Srivastava2015 chose the learning rate and initialization per depth by "
+        "random search; here every family shares one recipe."
+    )
+
+
 def figures(groups: dict[str, Group], gates: np.ndarray, s: Settings) -> list[FigureSpec]:
     depths = [float(d) for d in s.depths]
     series = []
@@ -176,9 +212,13 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
     numbers = group_numbers(groups.values())
     numbers["highway mean gate activity, first / last layer"] = [round(float(gates[0]), 3), round(float(gates[-1]), 3)]
     deep = s.depths[-1]
+    verdict = judge(groups, s)
+    note = stuck_note(groups, s, ctx.seeds[0])
+    if note:
+        verdict.notes.append(note)
     return STUDY.result(
         ctx,
-        judge(groups, s),
+        verdict,
         numbers=numbers,
         key_number=", ".join(f"{f}-{deep} {groups[label(f, deep)].text()}" for f in FAMILIES) + " training error",
         figures=figures(groups, gates, s),
