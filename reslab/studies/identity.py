@@ -159,4 +159,6 @@ STUDY = Study(
     settings=SETTINGS,
     analyze=analyze,
     order=30,
+    # with 3 seeds the precondition's t-test flipped between seed sets; a seed costs seconds here
+    default_seeds={"smoke": 1, "quick": 6, "full": 6},
 )
