@@ -55,6 +55,7 @@ def test_smoke_catalogue_writes_every_study(smoke):
         assert s["claim"] and s["verdict_rule"] and s["evidence"] and s["numbers"] and s["anchors"], s["id"]
         assert s["figures"], f"{s['id']} has no figure"
         assert s["elapsed_s"] >= 0 and s["setup"]
+        assert not s["runs"] or set(s["run_precisions"]) <= {"fp32", "bf16"} and s["run_precisions"], s["id"]
     paths = render_report(smoke["out"])
     assert paths.problems == []
     html, md = paths.html.read_text(), paths.markdown.read_text()

@@ -83,6 +83,8 @@ class StudyView:
             rows.append(("seeds", self.study.seeds))
         if "scale" not in names:
             rows.append(("scale", self.study.scale))
+        if self.study.run_precisions:
+            rows.append(("training precision", ", ".join(self.study.run_precisions)))
         runs = self.study.runs
         if runs:
             shown = ", ".join(runs[:6]) + (f", … ({len(runs)} runs)" if len(runs) > 6 else "")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ReslabError
 from .results import StudyResult
 from .verdict import Verdict
 
@@ -131,6 +131,7 @@ class Study:
         start = time.perf_counter()
         result = self.analyze(ctx, self.settings[ctx.scale])
         result.elapsed_s = round(time.perf_counter() - start, 2)
+        result.run_precisions = _precisions(ctx.store, result.runs)
         return result
 
     def result(self, ctx: StudyContext, verdict: Verdict, **fields: Any) -> StudyResult:
@@ -150,3 +151,16 @@ class Study:
             evidence=verdict.evidence,
             **{**fields, "notes": " ".join([*verdict.notes, fields.get("notes", "")]).strip()},
         )
+
+
+def _precisions(store: RunStore, run_ids: Sequence[str]) -> list[str]:
+    """The precisions the runs computed in, as their result.json records them (``auto`` resolved)."""
+    found = set()
+    for run_id in run_ids:
+        try:
+            result = store.get(run_id).result or {}
+        except ReslabError:  # a run removed from the store since: its precision is unknown
+            continue
+        if result.get("precision"):
+            found.add(result["precision"])
+    return sorted(found)

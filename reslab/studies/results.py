@@ -82,6 +82,7 @@ class StudyResult:
     key_number: str = ""  # the headline number for the summary table, e.g. "plain-56 68±3% vs plain-20 17±1%"
     seed_values: list[int] = field(default_factory=list)  # which seeds (a study's seed set K of N: K·N … K·N+N−1)
     precision: str = "recipe"  # the training precision forced on every run, or "recipe" (each recipe's own)
+    run_precisions: list[str] = field(default_factory=list)  # what its runs computed in (``auto`` resolved)
     code: str = ""  # git commit of the (clean) checkout that computed it; empty when unknown
     stability: dict[str, str] = field(default_factory=dict)  # verdict per `reslab stability` cell, where one ran
 
