@@ -207,7 +207,7 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
         ctx,
         judge(res, plain, [net, plain_net], names),
         numbers=numbers,
-        key_number=f"delete one block: {names[0]} +{med.mean:.1f} points (median), {names[1]} → {plain_med.mean:.0f}%",
+        key_number=f"delete one block: {names[0]} {med.mean:+.1f} points (median), {names[1]} → {plain_med.mean:.0f}%",
         figures=figures(res, plain, names),
         setup={
             "models": f"the degradation study's {names[0]} and {names[1]} ({len(ctx.seeds)} seeds each)",

@@ -97,8 +97,8 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
         ctx,
         judge(normal, dropped, [normal_net, dropped_net]),
         numbers=numbers,
-        key_number=f"delete one block: normal +{summarize(increases(normal)[0]).mean:.1f}, drop-path "
-        f"+{summarize(increases(dropped)[0]).mean:.1f} points (median)",
+        key_number=f"delete one block: normal {summarize(increases(normal)[0]).mean:+.1f}, drop-path "
+        f"{summarize(increases(dropped)[0]).mean:+.1f} points (median)",
         figures=[*lesion.single_deletion_figures(nets), lesion.k_figure(nets)],
         setup={
             "models": f"the degradation study's {name}, trained normally and with drop-path p_L = {s.drop_path:g}",
