@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, ReslabError
+from ..errors import ConfigError
 from .results import StudyResult
 from .verdict import Verdict
 
@@ -155,12 +155,7 @@ class Study:
 
 def _precisions(store: RunStore, run_ids: Sequence[str]) -> list[str]:
     """The precisions the runs computed in, as their result.json records them (``auto`` resolved)."""
-    found = set()
-    for run_id in run_ids:
-        try:
-            result = store.get(run_id).result or {}
-        except ReslabError:  # a run removed from the store since: its precision is unknown
-            continue
-        if result.get("precision"):
-            found.add(result["precision"])
-    return sorted(found)
+    if not run_ids:
+        return []
+    wanted = set(run_ids)  # one pass over the store: looking each run up alone rescans the index every time
+    return sorted({p for r in store.find() if r.id in wanted and (p := (r.result or {}).get("precision"))})
