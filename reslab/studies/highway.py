@@ -66,6 +66,7 @@ class Settings:
     recipe: Recipe
     data_options: dict = field(default_factory=dict)
     gate_batch: int = 500  # images the transform gates are read on after training
+    eval_every: int = 0  # steps between validations (0: every epoch)
 
 
 SETTINGS = {
@@ -79,6 +80,7 @@ SETTINGS = {
         depths=(10, 100),
         recipe=Recipe(lr=0.05, steps=1000, batch_size=128, schedule="wsd"),
         data_options={"train_size": 500, "val_size": 1000, "test_size": 1000, "image_size": 14},
+        eval_every=100,  # an epoch of 500 images is 4 steps
     ),
     "full": Settings(
         depths=(10, 20, 50, 100),
@@ -103,6 +105,7 @@ def configs(s: Settings, seeds: Sequence[int], family: str, depth: int) -> list[
             s.data_options,
             eval_train_size=1000,
             log_every=20,
+            eval_every=s.eval_every,
             convergence_check=True,
         )
         for seed in seeds

@@ -28,6 +28,7 @@ class StandIn:
     data_options: dict[str, Any]
     eval_train_size: int
     log_every: int = 10
+    eval_every: int = 100  # steps between validations: an epoch of the small training sets is a few steps
     base: dict[str, Any] = field(default_factory=dict)  # options shared by every variant
 
     def config(self, variant: dict[str, Any], seed: int) -> TrainConfig:
@@ -49,7 +50,7 @@ class StandIn:
             self.data_options,
             eval_train_size=self.eval_train_size,
             log_every=self.log_every,
-            eval_every=0,
+            eval_every=self.eval_every,
             convergence_check=True,
         )
 

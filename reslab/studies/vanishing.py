@@ -75,6 +75,7 @@ class Settings:
     train_depth: int = 20  # He2015: "networks with tens of layers" start converging
     train_width: int = 64
     data_options: dict | None = None
+    eval_every: int = 0  # steps between validations (0: every epoch)
 
 
 SETTINGS = {
@@ -93,6 +94,7 @@ SETTINGS = {
         batch=128,
         recipe=Recipe(lr=0.05, steps=400, batch_size=128, schedule="wsd"),
         data_options={"train_size": 500, "val_size": 1000, "test_size": 1000, "image_size": 14},
+        eval_every=50,  # an epoch of 500 images is 4 steps
     ),
     "full": Settings(
         depth=50,
@@ -109,7 +111,16 @@ def configs(s: Settings, seeds: Sequence[int], label: str) -> list[TrainConfig]:
     init, norm = INITS[label]
     options = {"depth": s.train_depth, "width": s.train_width, "init": init, "norm": norm}
     return [
-        run_config("mlp_plain", s.recipe, seed, options, s.data_options, eval_train_size=1000, convergence_check=True)
+        run_config(
+            "mlp_plain",
+            s.recipe,
+            seed,
+            options,
+            s.data_options,
+            eval_train_size=1000,
+            eval_every=s.eval_every,
+            convergence_check=True,
+        )
         for seed in seeds
     ]
 
