@@ -39,18 +39,19 @@ def _code_key(env: dict) -> str:
     return commit if dirty is False and len(commit) == 40 else ""
 
 
-def _previous(out_dir: Path, scale: str, seed_set: int, precision: str | None) -> dict[str, dict]:
+def _previous(out_dir: Path, scale: str, seed_set: int, precision: str | None) -> tuple[dict[str, dict], list[dict]]:
     """Study results already in ``out_dir/results.json`` at this scale, seed set and precision
-    (a report of another one is replaced whole)."""
+    (a report of another one is replaced whole), and the reproductions that computed them."""
     try:
         data = json.loads((out_dir / RESULTS).read_text())
     except (OSError, ValueError):
-        return {}
+        return {}, []
     if not isinstance(data, dict):
-        return {}
+        return {}, []
     if (data.get("scale"), data.get("seed_set", 0), data.get("precision")) != (scale, seed_set, precision):
-        return {}
-    return {s["id"]: s for s in data.get("studies", []) if isinstance(s, dict) and "id" in s}
+        return {}, []
+    studies = {s["id"]: s for s in data.get("studies", []) if isinstance(s, dict) and "id" in s}
+    return studies, [x for x in data.get("sessions", []) if isinstance(x, dict)]
 
 
 def reproduce(
@@ -82,10 +83,10 @@ def reproduce(
     executor = executor or LocalExecutor(log=log)
     env = collect_env()
     code = _code_key(env)
-    previous = _previous(out_dir, scale, seed_set, precision)
+    previous, sessions = _previous(out_dir, scale, seed_set, precision)
     overrides = RunOverrides(data_dir, precision)
     kept = {k: v for k, v in previous.items() if k not in ids}  # other studies' results stay in the report
-    results = _ResultsFile(out_dir, scale, env, kept, {"seed_set": seed_set, "precision": precision})
+    results = _ResultsFile(out_dir, scale, env, kept, {"seed_set": seed_set, "precision": precision}, sessions)
     seed_list = {st.id: st.seeds_for(scale, seeds, seed_set) for st in all_studies()}
     todo = [st for st in studies if force or not _up_to_date(previous.get(st.id), code, len(seed_list[st.id]))]
     queue, order = _start_training(todo, scale, seed_list, overrides, store, executor)
@@ -110,6 +111,7 @@ def reproduce(
             result: StudyResult = study.run(ctx)
             result.code = code
             results.done[study.id] = result.to_dict()
+            results.computed.append(study.id)
             log(f"[{n}/{len(order)}] {study.id}: {result.verdict} ({result.elapsed_s:.0f}s)")
             results.save()
     finally:
@@ -175,17 +177,36 @@ class _ResultsFile:
     """results.json of one reproduction, written with the report after every study.
 
     ``kept`` holds other studies' results from an earlier reproduction, ``done`` this one's.
+    ``sessions`` lists each reproduction that computed studies still in the report: when it
+    started, its wall time, which studies, and the CPU features it ran with (a report
+    completed by ``--only`` reruns keeps the time of the run that computed the rest).
     """
 
-    def __init__(self, out_dir: Path, scale: str, env: dict, kept: dict[str, dict], variant: dict):
+    def __init__(
+        self, out_dir: Path, scale: str, env: dict, kept: dict[str, dict], variant: dict, sessions: list[dict]
+    ):
         self.out_dir, self.scale, self.env, self.kept, self.variant = out_dir, scale, env, kept, variant
+        self.earlier = sessions
         self.done: dict[str, dict] = {}
+        self.computed: list[str] = []  # studies this reproduction analysed (not kept from the last one)
         self.data: dict[str, str] = {}  # dataset -> identity of the files the runs read
         self.started = datetime.now(UTC).isoformat(timespec="seconds")
         self.start = time.perf_counter()
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
+
+    def sessions(self) -> list[dict]:
+        out = []
+        for session in self.earlier:
+            left = [i for i in session.get("studies", []) if i not in self.computed]
+            if left:
+                out.append({**session, "studies": left})
+        if self.computed:
+            cpu = {k: self.env.get(k) for k in ("cpu", "cpu_bf16", "aten_cpu_capability", "onednn_max_cpu_isa")}
+            now = {"started": self.started, "elapsed_s": round(self.elapsed(), 1), "studies": list(self.computed)}
+            out.append({**now, **cpu})
+        return out
 
     def save(self) -> None:
         merged = {**self.kept, **self.done}
@@ -195,6 +216,7 @@ class _ResultsFile:
             **self.variant,  # seed_set, precision: which seed set and precision this report is of
             "started": self.started,
             "elapsed_s": round(self.elapsed(), 1),
+            "sessions": self.sessions(),
             "data": self.data,
             "studies": [merged[i] for i in study_ids() if i in merged],
         }

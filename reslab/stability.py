@@ -89,7 +89,7 @@ def compare(folders: dict[str, Path]) -> dict:
     return {
         "cells": list(folders),
         "env": {k: first.get("env", {}).get(k) for k in ("cpu", "git_commit", "git_dirty", "torch")},
-        "elapsed_s": {name: data.get("elapsed_s") for name, data in results.items()},
+        "sessions": {name: data.get("sessions", []) for name, data in results.items()},
         "studies": studies,
     }
 
@@ -124,5 +124,14 @@ def markdown(table: dict) -> str:
     lines += ["", "## Headline numbers", ""]
     for sid, row in table["studies"].items():
         lines.append(f"- **{sid}**: " + "; ".join(f"{c}: {v['key_number']}" for c, v in row["cells"].items()))
-    elapsed = ", ".join(f"{c} {s / 60:.1f} min" for c, s in table["elapsed_s"].items() if isinstance(s, int | float))
-    return "\n".join([*lines, "", f"Time per reproduction: {elapsed}.", ""])
+    times = "; ".join(f"{cell} {timing(sessions)}" for cell, sessions in table["sessions"].items())
+    return "\n".join([*lines, "", f"Time per reproduction: {times}.", ""])
+
+
+def timing(sessions: list[dict]) -> str:
+    """The wall time of each reproduction that computed a cell's studies, and what it ran on."""
+    parts = []
+    for x in sessions:
+        isa = f"ATen {x.get('aten_cpu_capability')}, oneDNN cap {x.get('onednn_max_cpu_isa')}"
+        parts.append(f"{x.get('elapsed_s', 0) / 60:.1f} min for {len(x.get('studies', []))} studies ({isa})")
+    return " + ".join(parts) or "n/a"

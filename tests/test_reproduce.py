@@ -184,6 +184,18 @@ def test_stability_records_each_cells_verdict(tmp_path):
     assert (out / "stability.md").read_text().count("| identity |") == 1
 
 
+def test_rerunning_one_study_keeps_the_time_of_the_run_that_computed_the_others(tmp_path):
+    store, out = RunStore(tmp_path / "s"), tmp_path / "r"
+    quiet = {"store": store, "log": lambda line: None, "scale": "smoke"}
+    reproduce(out, only=["identity", "propagation"], executor=LocalExecutor(log=lambda line: None), **quiet)
+    first = _results(out)["sessions"]
+    assert [s["studies"] for s in first] == [["identity", "propagation"]] and first[0]["elapsed_s"] > 0
+    reproduce(out, only=["identity"], executor=LocalExecutor(log=lambda line: None), **quiet)
+    sessions = _results(out)["sessions"]
+    assert [s["studies"] for s in sessions] == [["propagation"], ["identity"]]
+    assert sessions[0]["elapsed_s"] == first[0]["elapsed_s"] and "aten_cpu_capability" in sessions[1]
+
+
 @pytest.mark.parametrize("scale", ["smoke", "quick"])
 def test_every_planned_run_can_be_built(scale):
     """Each run a study plans builds (on the meta device) with its data: a study whose settings
