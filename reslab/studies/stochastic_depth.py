@@ -123,4 +123,7 @@ STUDY = Study(
     uses=("degradation",),
     order=160,
     part="beyond",
+    # single deletions barely hurt either quick net (medians ≤ 0.3 points of 1,000 test images): with 3 seeds
+    # the single-deletion test had p = 0.07 on one seed set, the same direction on every one
+    default_seeds={"smoke": 1, "quick": 6, "full": 3},
 )
