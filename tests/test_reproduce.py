@@ -190,7 +190,7 @@ def test_rerunning_one_study_keeps_the_time_of_the_run_that_computed_the_others(
     reproduce(out, only=["identity", "propagation"], executor=LocalExecutor(log=lambda line: None), **quiet)
     first = _results(out)["sessions"]
     assert [s["studies"] for s in first] == [["identity", "propagation"]] and first[0]["elapsed_s"] > 0
-    reproduce(out, only=["identity"], executor=LocalExecutor(log=lambda line: None), **quiet)
+    reproduce(out, only=["identity"], executor=LocalExecutor(log=lambda line: None), force=True, **quiet)
     sessions = _results(out)["sessions"]
     assert [s["studies"] for s in sessions] == [["propagation"], ["identity"]]
     assert sessions[0]["elapsed_s"] == first[0]["elapsed_s"] and "aten_cpu_capability" in sessions[1]
