@@ -2,12 +2,14 @@
 every run, preconditions make a verdict inconclusive, and docs/claims.md is what the registry says."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from reslab.studies.base import RunOverrides
 from reslab.studies.catalogue import all_studies, get_study, study_ids
 from reslab.studies.claims_doc import claims_markdown
+from reslab.studies.trained import Group, converged
 from reslab.studies.verdict import Verdict
 from reslab.train import Recipe, TrainConfig
 
@@ -57,3 +59,27 @@ def test_a_failed_precondition_makes_the_verdict_inconclusive(pre, check, verdic
     v.check("the claim", check)
     assert v.verdict == verdict
     assert v.evidence[0].endswith("precondition: nets converged")
+
+
+def _group(finals: list[float], halves: list[float]) -> Group:
+    """A group of runs that ended at ``finals`` (% training error) and ``halves`` with the half schedule."""
+    runs = [
+        SimpleNamespace(result={"train_error": f / 100, "half_schedule": {"train_error": h / 100}})
+        for f, h in zip(finals, halves)
+    ]
+    return Group("net", runs)
+
+
+@pytest.mark.parametrize(
+    ("finals", "halves", "passed"),
+    [
+        ([0.0, 0.5, 1.0], [40.0, 0.2, 25.0], True),  # every seed below 2 points: less than that is left to gain
+        ([50.0, 50.2, 49.9], [50.1, 50.3, 50.0], True),  # the longer schedule gained significantly less than 2
+        ([1.0, 3.0, 0.5], [20.0, 3.1, 0.4], None),  # one seed above 2 and noisy gains: not shown converged
+        ([30.0, 31.0, 29.0], [40.0, 41.0, 39.5], None),  # still training
+    ],
+)
+def test_converged_by_the_longer_schedule_or_by_the_bound_at_zero(finals, halves, passed):
+    v = Verdict()
+    assert bool(converged(v, [_group(finals, halves)])) == bool(passed)
+    assert v.checks[0].precondition and (v.verdict == "inconclusive") == (not passed)

@@ -15,7 +15,7 @@ from .base import Study, StudyContext
 from .mlp_standin import StandIn, VariantSettings
 from .results import StudyResult
 from .stats import greater
-from .trained import GAIN_POINTS, Group, converged, group_bars, group_numbers, train_groups
+from .trained import Group, converged, convergence_rule, group_bars, group_numbers, train_groups
 from .verdict import Verdict
 
 ALPHA = 0.05
@@ -26,7 +26,7 @@ CLAIM = (
 RULE = (
     "Final training error (eval mode, fixed training subset; a diverged run counts as 90%), mean over seeds. "
     f"Precondition: BN after addition and the original unit, whose further training could overturn (1) and (2), "
-    f"converged (the schedule twice as long lowered their training error by significantly less than {GAIN_POINTS:g} points, one-sided t-test over seeds). "
+    f"{convergence_rule()}. "
     "Holds when (1) BN-after-addition has the highest mean training error of the five units (ties allowed), "
     f"and (2) full pre-activation is not significantly worse than the original unit (one-sided Welch t-test, "
     f"p ≥ {ALPHA})."

@@ -21,7 +21,7 @@ from .base import Study, StudyContext
 from .common import recipe_text
 from .results import StudyResult
 from .stats import greater
-from .trained import GAIN_POINTS, Group, converged, group_bars, group_curves, group_numbers, train_groups
+from .trained import Group, converged, convergence_rule, group_bars, group_curves, group_numbers, train_groups
 from .verdict import Verdict
 
 ALPHA = 0.05
@@ -34,7 +34,7 @@ RULE = (
     "Final training error (eval mode, fixed training subset; a diverged run counts as 90%) of plain, residual "
     "and dense (concatenating) nets at the degradation study's depths, the dense ones' blocks holding as many "
     f"parameters as the plain ones' (±{PARAMS_TOL:.0%}). Precondition: the deep plain and the shallow dense net, whose further training could overturn (1) and "
-    f"(2), converged (the schedule twice as long gained significantly less than {GAIN_POINTS:g} points, one-sided t-test over seeds). Holds when (1) "
+    f"(2), {convergence_rule()}. Holds when (1) "
     f"the deep dense net's training error is below the deep plain net's (one-sided Welch t-test, p < {ALPHA}), and "
     "(2) the dense depth gap (deep − shallow) is smaller than the plain one."
 )

@@ -20,7 +20,16 @@ from .base import Study, StudyContext
 from .common import recipe_text, run_config
 from .results import StudyResult
 from .stats import greater, summarize
-from .trained import GAIN_POINTS, Group, converged, group_bars, group_curves, group_numbers, train_groups
+from .trained import (
+    GAIN_POINTS,
+    Group,
+    converged,
+    convergence_rule,
+    group_bars,
+    group_curves,
+    group_numbers,
+    train_groups,
+)
 from .verdict import Verdict
 
 ALPHA = 0.05  # one-sided Welch t-test over seeds
@@ -31,8 +40,7 @@ CLAIM = (
 RULE = (
     "Training error is measured at the end in eval mode on a fixed training subset; a diverged run counts "
     f"as 90%. Precondition: the deepest plain and the shallowest residual net, whose further training could "
-    f"overturn a check, converged (the schedule twice as long lowered their training error by significantly "
-    f"less than {GAIN_POINTS:g} points, one-sided t-test over seeds). Holds when (1) the deepest plain net's training error "
+    f"overturn a check, {convergence_rule()}. Holds when (1) the deepest plain net's training error "
     f"exceeds the shallowest plain net's (one-sided Welch t-test over seeds, p < {ALPHA}), (2) the deepest "
     "residual net's training error is below the deepest plain net's (same test), (3) the residual depth gap "
     "(deep − shallow) is smaller than the plain one, and at full scale (4) the deepest residual net trains no "

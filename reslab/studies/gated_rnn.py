@@ -23,7 +23,7 @@ from .base import Study, StudyContext
 from .common import eval_data, recipe_text, run_config
 from .results import FigureSpec, Series, StudyResult
 from .stats import summarize
-from .trained import Group, converged, group_numbers, train_groups
+from .trained import Group, converged, convergence_rule, group_numbers, train_groups
 from .verdict import Verdict
 
 TRIVIAL = 1 / 6  # MSE of predicting the mean (1) of the sum of two U(0, 1) numbers
@@ -39,7 +39,7 @@ CLAIM = (
 )
 RULE = (
     f"Final training MSE (a diverged run counts as the trivial {TRIVIAL:.3f}), per seed. Precondition: the nets at the "
-    f"longest length (what (1) and (2) measure) converged (the schedule twice as long lowered its MSE by significantly less than {GAIN_MSE:g}, one-sided t-test over seeds). Holds when at the longest "
+    f"longest length (what (1) and (2) measure) {convergence_rule(GAIN_MSE, 'MSE')}. Holds when at the longest "
     f"length (1) LSTM and GRU are below {SOLVED:.0%} of the trivial MSE and the tanh RNN above {UNSOLVED:.0%} of it "
     "(means over seeds), and (2) the fitted decay of log10 ‖∂h_T/∂h_t‖ per step of lag, on the trained nets, is at "
     f"least {DECAY_RATIO:g}× steeper for the tanh RNN than for either gated cell."

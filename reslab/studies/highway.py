@@ -24,7 +24,7 @@ from .base import Study, StudyContext
 from .common import eval_data, recipe_text, run_config
 from .results import FigureSpec, Series, StudyResult
 from .stats import greater
-from .trained import GAIN_POINTS, Group, converged, group_numbers, train_groups
+from .trained import Group, converged, convergence_rule, group_numbers, train_groups
 from .verdict import Verdict
 
 ALPHA = 0.05
@@ -37,7 +37,7 @@ CLAIM = (
 RULE = (
     "Final training error (eval mode; a diverged run counts as 90%) at the shallowest and deepest depth, same "
     f"recipe. Precondition: the deepest plain net and the shallowest highway and residual nets, whose further training "
-    f"could overturn a check, converged (the schedule twice as long gained significantly less than {GAIN_POINTS:g} points, one-sided t-test over seeds). Holds when (1) the deepest plain "
+    f"could overturn a check, {convergence_rule()}. Holds when (1) the deepest plain "
     f"net's training error is significantly above the shallowest plain net's (one-sided Welch t-test, p < {ALPHA}), "
     f"and (2) the deepest highway and residual nets are each no more than {FLAT:g} points above their shallowest."
 )

@@ -20,7 +20,7 @@ from .base import Study, StudyContext
 from .common import recipe_text
 from .results import StudyResult
 from .stats import greater
-from .trained import GAIN_POINTS, Group, converged, group_bars, group_curves, group_numbers, train_groups
+from .trained import Group, converged, convergence_rule, group_bars, group_curves, group_numbers, train_groups
 from .verdict import Verdict
 
 ALPHA = 0.05
@@ -32,7 +32,7 @@ CLAIM = (
 )
 RULE = (
     "Final training error (eval mode, fixed training subset; a diverged run counts as 90%) at the degradation "
-    f"study's deepest depth, same recipe. Precondition: every net converged (the schedule twice as long gained significantly less than {GAIN_POINTS:g} points, one-sided t-test over seeds). Holds "
+    f"study's deepest depth, same recipe. Precondition: every net {convergence_rule()}. Holds "
     f"when (1) the plain net without BN fails (> {FAILS:g}%) or is significantly worse than the BN residual net by "
     f"more than {CLOSE:g} points (one-sided Welch t-test, p < {ALPHA}), and (2) each of Fixup, SkipInit and ReZero "
     f"is within {CLOSE:g} points of the BN residual net (mean over seeds)."

@@ -19,7 +19,7 @@ from .base import Study, StudyContext
 from .mlp_standin import VariantSettings
 from .results import StudyResult
 from .stats import greater
-from .trained import GAIN_POINTS, Group, converged, group_bars, group_numbers, train_groups
+from .trained import Group, converged, convergence_rule, group_bars, group_numbers, train_groups
 from .verdict import Verdict
 
 ALPHA = 0.05
@@ -30,8 +30,8 @@ CLAIM = (
 FAIL_AT = 50.0  # % training error at the end above which a run "fails" (He2016 Table 1's "fail")
 RULE = (
     "Final training error (eval mode, fixed training subset; a diverged run counts as 90%). Precondition: "
-    "every variant but the identity, whose further training could overturn a check, converged (the schedule "
-    f"twice as long gained significantly less than {GAIN_POINTS:g} points, one-sided t-test over seeds). Holds when "
+    "every variant but the identity, whose further training could overturn a check, "
+    f"{convergence_rule()}. Holds when "
     "(1) no variant reaches a significantly lower training error than the identity shortcut (one-sided "
     f"Welch t-test over seeds, p < {ALPHA}), and (2) constant scaling (λ = 0.5) and dropout (0.5) on the "
     f"shortcut each either fail (mean training error > {FAIL_AT:.0f}%) or are significantly worse than "

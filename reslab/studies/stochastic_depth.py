@@ -22,7 +22,7 @@ from .base import Study, StudyContext
 from .common import recipe_text
 from .results import StudyResult
 from .stats import greater, summarize
-from .trained import GAIN_POINTS, converged, group_numbers, train_groups
+from .trained import converged, convergence_rule, group_numbers, train_groups
 from .verdict import Verdict
 
 ALPHA = 0.05
@@ -32,8 +32,8 @@ CLAIM = (
 )
 RULE = (
     "Test error after deleting blocks at test time, on the degradation study's deepest residual net trained "
-    "normally and with drop-path (linear decay to p_L at the last block). Precondition: both converged (the schedule twice as long gained significantly "
-    f"less than {GAIN_POINTS:g} points, one-sided t-test over seeds). Holds when (1) the median increase over single deletions of non-downsampling blocks "
+    "normally and with drop-path (linear decay to p_L at the last block). Precondition: both "
+    f"{convergence_rule()}. Holds when (1) the median increase over single deletions of non-downsampling blocks "
     f"is smaller with drop-path, and (2) so is the mean increase over k random deletions (each a one-sided Welch "
     f"t-test over seeds, p < {ALPHA})."
 )

@@ -80,6 +80,15 @@ def train_groups(
     return {label: Group(label, ctx.train(configs, label), chance, scale) for label, configs in planned.items()}
 
 
+def convergence_rule(tolerance: float = GAIN_POINTS, unit: str = "points") -> str:
+    """The precondition ``converged`` checks, as each study's rule states it."""
+    return (
+        f"converged (the schedule twice as long lowered the final training error by significantly less than "
+        f"{tolerance:g} {unit}, one-sided t-test over seeds; or every seed already ends below {tolerance:g} {unit}, "
+        "so that no further training can lower it that much)"
+    )
+
+
 def converged(
     v: Verdict,
     decisive: Iterable[Group],
@@ -87,32 +96,39 @@ def converged(
     tolerance: float = GAIN_POINTS,
     unit: str = "points",
 ) -> bool | None:
-    """The precondition of a claim about trained nets: each ``decisive`` group converged, i.e. the
-    schedule twice as long lowered its final training error by significantly less than
-    ``tolerance`` (one-sided t-test over seeds, p < ``ALPHA``: a net that some seeds still train
-    is not converged). Decisive are the nets whose further training could overturn a check:
-    training longer lowers a net's error, so for "A trains worse than B" that is A (B's further
-    training only widens the gap); a net a probe analyses after training is decisive too. The
-    ``others``' gains are listed beside them.
+    """The precondition of a claim about trained nets: each ``decisive`` group converged, i.e.
+    further training cannot lower its final training error by ``tolerance``. Measured: the
+    schedule twice as long lowered it by significantly less than ``tolerance`` (one-sided t-test
+    over seeds, p < ``ALPHA``: a net that some seeds still train is not converged). Bounded: an
+    error cannot fall below zero, so a group whose every seed ends below ``tolerance`` has less
+    than that left to gain, whatever its shorter schedule did. Decisive are the nets whose
+    further training could overturn a check: training longer lowers a net's error, so for "A
+    trains worse than B" that is A (B's further training only widens the gap); a net a probe
+    analyses after training is decisive too. The ``others``' gains are listed beside them.
     """
     decisive, others = list(decisive), list(others)
     tests = {g.label: below(g.gains(), tolerance) for g in decisive}
-    listed = "; others: " + ", ".join(f"{g.label} {g.gain():+.2f}" for g in others) if others else ""
-    for g in decisive:
-        if not tests[g.label].outcome(ALPHA):
+    near_zero = {g.label: all(0 <= x < tolerance for x in g.final()) for g in decisive}
+    outcomes = [True if near_zero[k] else t.outcome(ALPHA) for k, t in tests.items()]
+    for g, passed in zip(decisive, outcomes):
+        if not passed:
             half, full = summarize(g.half()).mean, g.summary().mean
             v.notes.append(
                 f"{g.label} has not converged: the schedule twice as long lowered its training error from "
                 f"{half:.3g} to {full:.3g} (per seed {', '.join(f'{x:+.2f}' for x in g.gains())} {unit}), so the "
                 "verdict waits for a longer schedule or a smaller task."
             )
-    outcomes = [t.outcome(ALPHA) for t in tests.values()]
+
+    def evidence(g: Group) -> str:
+        if near_zero[g.label]:
+            return f"{g.label} (every seed ends below {tolerance:g}: max {max(g.final()):.2g})"
+        return f"{g.label} ({g.gain():+.2f}, p = {tests[g.label].p:.2g})"
+
+    listed = "; others: " + ", ".join(f"{g.label} {g.gain():+.2f}" for g in others) if others else ""
     passed = None if None in outcomes else all(outcomes)
     return v.require(
         f"converged: the schedule twice as long gained significantly less than {tolerance:g} {unit} of training "
-        f"error (p < {ALPHA}) for "
-        + ", ".join(f"{k} ({g.gain():+.2f}, p = {tests[k].p:.2g})" for k, g in zip(tests, decisive))
-        + listed,
+        f"error (p < {ALPHA}), or less is left to gain, for " + ", ".join(map(evidence, decisive)) + listed,
         passed,
     )
 

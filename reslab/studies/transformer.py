@@ -26,7 +26,7 @@ from .base import Study, StudyContext
 from .common import eval_data, mean_curve, recipe_text, run_config
 from .results import FigureSpec, Series, StudyResult
 from .stats import greater
-from .trained import Group, converged, group_bars, group_numbers, train_groups
+from .trained import Group, converged, convergence_rule, group_bars, group_numbers, train_groups
 from .verdict import Verdict
 
 ALPHA = 0.05
@@ -40,7 +40,7 @@ CLAIM = (
 RULE = (
     "Final training error on the scored positions (eval mode; a diverged run counts as chance) of encoders of "
     "the deepest depth, trained by one recipe with and without a linear warm-up. Precondition: the nets whose "
-    "further training could overturn a check (without residuals; Post-LN without warm-up; Pre-LN with it) converged. Holds when (1) the encoder without residuals stays above {FAILS:.0%} of chance with and without "
+    f"further training could overturn a check (without residuals; Post-LN without warm-up; Pre-LN with it) {convergence_rule()}. Holds when (1) the encoder without residuals stays above {FAILS:.0%} of chance with and without "
     f"warm-up while Pre-LN, ReZero and Post-LN with warm-up get below {SOLVED:g}%, (2) Post-LN without warm-up "
     f"is at least {CLEARLY:g} points worse than with it (one-sided Welch t-test, p < {ALPHA}), and (3) Pre-LN "
     "without warm-up is not significantly worse than with it."
