@@ -27,7 +27,12 @@ LAYERS = {  # name -> module with bench()
     "probes": "reslab.probes.bench",
     "report": "reslab.report.bench",
 }
-CATALOGUE_TARGET_S = 540.0  # the nine studies of the essay's core argument: 9 of the 15 quick minutes
+# The quick catalogue's budgets from an empty store, 2 workers (set for a 2-core CPU without native bf16):
+# the nine studies of the essay's core argument first, then the other seven in the same store.
+NINE = ("vanishing", "degradation", "identity", "propagation", "shortcut-variants", "activation-variants")
+NINE += ("lesion", "paths", "shattered")
+NINE_TARGET_S = 540.0  # 9 of the 15 minutes, so that the seven later studies fit the rest
+CATALOGUE_TARGET_S = 900.0  # all sixteen studies
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,32 +48,47 @@ def _catalogue() -> list[Measurement]:
     from ..reproduce import reproduce  # on use, so `reslab --help` does not load these layers
     from ..runs.executors import LocalExecutor
     from ..runs.store import RunStore
+    from ..studies.catalogue import study_ids
 
+    seconds, studies = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        reproduce(
-            Path(tmp) / "report",
-            scale="quick",
-            store=RunStore(Path(tmp) / "store"),
-            executor=LocalExecutor(workers=2, log=lambda line: None),
-            log=lambda line: None,
-        )
-        seconds = time.perf_counter() - start
-        studies = json.loads((Path(tmp) / "report" / "results.json").read_text())["studies"]
+        for part in (list(NINE), [i for i in study_ids() if i not in NINE]):
+            start = time.perf_counter()
+            reproduce(
+                Path(tmp) / "report",
+                scale="quick",
+                only=part,
+                store=RunStore(Path(tmp) / "store"),
+                executor=LocalExecutor(workers=2, log=lambda line: None),
+                log=lambda line: None,
+            )
+            seconds.append(time.perf_counter() - start)
+            found = json.loads((Path(tmp) / "report" / "results.json").read_text())["studies"]
+            studies.append([s for s in found if s["id"] in part])
+    return [
+        _catalogue_line("the nine studies of the essay's core argument", seconds[0], NINE_TARGET_S, studies[0]),
+        _catalogue_line(
+            "all sixteen studies (the other seven after the nine)",
+            sum(seconds),
+            CATALOGUE_TARGET_S,
+            studies[0] + studies[1],
+        ),
+    ]
+
+
+def _catalogue_line(what: str, seconds: float, target: float, studies: list[dict]) -> Measurement:
     detail = ", ".join(f"{s['id']} {s['elapsed_s']:.0f}s" for s in studies)
     serial = sum(s["elapsed_s"] for s in studies)  # each study's own time, as if one ran after another
-    return [
-        Measurement(
-            "catalogue: reproduce --scale quick, empty store, 2 workers",
-            round(seconds, 1),
-            "s",
-            f"< {CATALOGUE_TARGET_S:.0f} s",
-            seconds < CATALOGUE_TARGET_S,
-            detail,
-            f"the studies' own times summed {serial:.0f} s",
-            round(seconds / serial, 2),
-        )
-    ]
+    return Measurement(
+        f"catalogue: reproduce --scale quick, {what}, empty store, 2 workers",
+        round(seconds, 1),
+        "s",
+        f"< {target:.0f} s",
+        seconds < target,
+        detail,
+        f"the studies' own times summed {serial:.0f} s",
+        round(seconds / serial, 2),
+    )
 
 
 def run(args: argparse.Namespace) -> int:
