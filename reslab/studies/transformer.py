@@ -285,4 +285,7 @@ STUDY = Study(
     plan=plan,
     order=100,
     part="essay",
+    # the nets that fail to learn sit near chance, where a net's final error moves a point or two between
+    # schedules on some seeds (Post-LN without warm-up: +1.6, -0.1, -0.1 points, p = 0.057 with 3 seeds)
+    default_seeds={"smoke": 1, "quick": 6, "full": 3},
 )
