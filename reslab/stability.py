@@ -133,5 +133,6 @@ def timing(sessions: list[dict]) -> str:
     parts = []
     for x in sessions:
         isa = f"ATen {x.get('aten_cpu_capability')}, oneDNN cap {x.get('onednn_max_cpu_isa')}"
-        parts.append(f"{x.get('elapsed_s', 0) / 60:.1f} min for {len(x.get('studies', []))} studies ({isa})")
+        n = len(x.get("studies", []))
+        parts.append(f"{x.get('elapsed_s', 0) / 60:.1f} min for {n} stud{'y' if n == 1 else 'ies'} ({isa})")
     return " + ".join(parts) or "n/a"
