@@ -77,6 +77,7 @@ def _group(finals: list[float], halves: list[float]) -> Group:
         ([50.0, 50.2, 49.9], [50.1, 50.3, 50.0], True),  # the longer schedule gained significantly less than 2
         ([1.0, 3.0, 0.5], [20.0, 3.1, 0.4], None),  # one seed above 2 and noisy gains: not shown converged
         ([30.0, 31.0, 29.0], [40.0, 41.0, 39.5], None),  # still training
+        ([], [], None),  # no runs: nothing shown
     ],
 )
 def test_converged_by_the_longer_schedule_or_by_the_bound_at_zero(finals, halves, passed):

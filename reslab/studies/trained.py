@@ -108,7 +108,7 @@ def converged(
     """
     decisive, others = list(decisive), list(others)
     tests = {g.label: below(g.gains(), tolerance) for g in decisive}
-    near_zero = {g.label: all(0 <= x < tolerance for x in g.final()) for g in decisive}
+    near_zero = {g.label: bool(g.final()) and all(0 <= x < tolerance for x in g.final()) for g in decisive}
     outcomes = [True if near_zero[k] else t.outcome(ALPHA) for k, t in tests.items()]
     for g, passed in zip(decisive, outcomes):
         if not passed:
