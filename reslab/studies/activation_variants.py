@@ -49,7 +49,7 @@ ORDERS = {  # order -> label as in He2016 Fig. 4
 
 QUICK_STANDIN = StandIn(
     units=20,
-    width=128,
+    width=64,
     recipe=Recipe(lr=0.1, steps=1000, batch_size=128, schedule="wsd"),
     data_options={"train_size": 500, "val_size": 1000, "test_size": 2000, "image_size": 14},
     eval_train_size=500,

@@ -90,7 +90,7 @@ SETTINGS = {
     "quick": Settings(
         depths=(20, 56),
         family="mlp",
-        widths=(128,),
+        widths=(64,),
         eval_every=100,
         eval_train_size=500,
         log_every=10,
