@@ -19,7 +19,7 @@ from . import degradation
 from .base import Study, StudyContext
 from .common import eval_data
 from .results import FigureSpec, Series, StudyResult
-from .stats import greater, summarize
+from .stats import fmt, greater, summarize
 from .trained import Group, converged
 from .verdict import Verdict
 
@@ -99,8 +99,10 @@ def judge(found: dict[str, list[LandscapeResult]], groups: dict[str, Group], s: 
         roughest == plain,
     )
     t = greater(roughness(found[plain]), roughness(found[res]))
+    shares = {k: summarize(roughness(found[k])) for k in (plain, res)}
     v.check(
-        f"{plain} {summarize(roughness(found[plain]))} > {res} {summarize(roughness(found[res]))} (p = {t.p:.3g})",
+        f"{plain} {fmt(shares[plain].mean, shares[plain].std, 3)} > {res} {fmt(shares[res].mean, shares[res].std, 3)} "
+        f"(p = {t.p:.3g})",
         t.outcome(ALPHA),
     )
     return v
