@@ -47,9 +47,8 @@ ORDERS = {  # order -> label as in He2016 Fig. 4
     "preact": "full pre-activation",
 }
 
-# Width 64 halves a step of 128's cost (matmul-bound on one core). Constant scaling and BN after
-# addition do not converge in this schedule at either width; the shortcut-only gate (bias 0) did at
-# 128 and does not at 64 (measured in the README's "what does not reproduce").
+# Width 64 halves a step of 128's cost (matmul-bound on one core); which variants that leaves
+# unconverged, at either width, is in the README's "what does not reproduce".
 QUICK_STANDIN = StandIn(
     units=20,
     width=64,

@@ -87,8 +87,7 @@ SETTINGS = {
     # in the README): He2015's depths as fully connected two-layer units (pre-activation, BN; nothing
     # changes shape, so plain and residual nets have the same parameters) on 500 training images of
     # 14x14 Fashion-MNIST, which the residual nets fit completely. Width 64, not 128: a step of the
-    # 56-layer net is matmul-bound on one core (21 -> 11 ms at batch 128), and the plain-56 net that
-    # stays unconverged does so at either width.
+    # 56-layer net is matmul-bound on one core, so half the width halves its time (README, "The claims").
     "quick": Settings(
         depths=(20, 56),
         family="mlp",

@@ -51,9 +51,9 @@ class Settings:
 
 
 SETTINGS = {scale: Settings(degradation.SETTINGS[scale], lesion.SETTINGS[scale]) for scale in degradation.SETTINGS}
-# At quick scale 128 wide, not the degradation study's 64: one deletion costs the normally trained 64-wide
-# ResNet-56 only 0.1-0.3 points, and the single-deletion comparison then passed or failed by cell
-# (p = 0.005-0.075 over the four cells of `reslab stability`; 0.00002-0.011 at width 128).
+# At quick scale 128 wide, not the degradation study's 64: one deletion barely hurts the normally trained
+# 64-wide ResNet-56, and the single-deletion comparison then passed or failed by cell (README, "what does
+# not reproduce").
 SETTINGS["quick"] = replace(SETTINGS["quick"], nets=replace(degradation.SETTINGS["quick"], widths=(128,)))
 
 

@@ -286,6 +286,6 @@ STUDY = Study(
     order=100,
     part="essay",
     # the nets that fail to learn sit near chance, where a net's final error moves a point or two between
-    # schedules on some seeds (Post-LN without warm-up: +1.6, -0.1, -0.1 points, p = 0.057 with 3 seeds)
+    # schedules on some seeds: 3 seeds could not show them converged on every cell (README)
     default_seeds={"smoke": 1, "quick": 6, "full": 3},
 )
