@@ -15,14 +15,12 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-import torch
-
 from .data import Dataset, load_dataset
 from .environment import collect_env
 from .errors import ConfigError, DataError, ReslabError, file_errors
 from .report import render_report
 from .report.render import write_public
-from .runs.executors import Executor, LocalExecutor, cores
+from .runs.executors import Executor, LocalExecutor
 from .runs.store import RunStore
 from .studies.base import SCALES, RunOverrides, Study, StudyContext
 from .studies.catalogue import all_studies, get_study, study_ids
@@ -91,10 +89,6 @@ def reproduce(
     todo = [st for st in studies if force or not _up_to_date(previous.get(st.id), code, len(seed_list[st.id]))]
     queue, order = _start_training(todo, scale, seed_list, overrides, store, executor)
     results.data = {c.data: c.data_identity() for c in sorted(queue.values(), key=lambda c: c.data)}
-    threads = torch.get_num_threads()
-    workers = getattr(executor, "workers", 1)
-    if workers > 1 and queue and not torch.cuda.is_available():
-        torch.set_num_threads(max(1, cores() - workers))  # the analyses share the CPU with the workers
     try:
         for st in studies:
             if st not in todo:
@@ -116,7 +110,6 @@ def reproduce(
             results.save()
     finally:
         executor.close()
-        torch.set_num_threads(threads)
     if not order:
         results.save()  # nothing new was computed: still write the merged results and the report
     return out_dir / "report.html"

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from reslab.cli import main
 from reslab.report import render_report
@@ -141,15 +142,21 @@ def _tiny(seed: int) -> TrainConfig:
     )  # fmt: skip
 
 
-def test_worker_processes_train_each_run_once(tmp_path):
+def test_worker_processes_train_each_run_once(tmp_path, monkeypatch):
+    monkeypatch.setattr("reslab.runs.executors.cores", lambda: 3)
     store = RunStore(tmp_path / "store")
     executor = LocalExecutor(workers=2, log=lambda line: None)
     configs = [_tiny(0), _tiny(1), _tiny(0)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)
     try:
         executor.prefetch(store, configs[:1])
+        assert torch.get_num_threads() == 1  # while the workers train, this process keeps the core they leave
         records = executor.run_all(store, configs, label="tiny")
+        assert torch.get_num_threads() == 3  # no run left: the analyses get the whole CPU back
     finally:
         executor.close()
+        torch.set_num_threads(threads)
     assert [r.config.seed for r in records] == [0, 1, 0] and records[0].hash == records[2].hash
     assert all(r.done for r in records) and store.index.count() == 2
     again = LocalExecutor(log=lambda line: None).run_all(store, configs)

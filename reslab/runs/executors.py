@@ -73,7 +73,9 @@ class LocalExecutor:
     """Runs on this machine: in-process (``workers=1``) or in a pool of worker processes.
 
     ``devices``: one device per worker (e.g. ``["cuda:0", "cuda:1"]``); each worker then
-    sees only its own GPU. On a CPU each worker gets ``cores // workers`` threads.
+    sees only its own GPU. On a CPU each worker gets ``cores // workers`` threads, and while
+    they train, this process's own torch work (the analyses) gets the cores they leave; once
+    no run is left, all of them again.
     """
 
     def __init__(self, workers: int = 1, log: Log = print, progress: bool = False, devices: Sequence[str] = ()):
@@ -84,6 +86,7 @@ class LocalExecutor:
         self.workers, self.log, self.progress, self.devices = workers, log, progress, list(devices)
         self._pool: ProcessPoolExecutor | None = None
         self._futures: dict[str, Future] = {}
+        self._own_threads: int | None = None  # this process's threads before the workers took their share
 
     def _submit(self, store: RunStore, config: TrainConfig) -> Future:
         h = config.hash()
@@ -96,7 +99,18 @@ class LocalExecutor:
                 threads = 1 if self.devices else max(1, cores() // self.workers)
                 self._pool = ProcessPoolExecutor(self.workers, spawn, _init_worker, (threads, queue))
             self._futures[h] = self._pool.submit(_train_one, str(store.root), config)
+            self._share_cpu()
         return self._futures[h]
+
+    def _share_cpu(self) -> None:
+        if self._own_threads is None and not self.devices and not torch.cuda.is_available():
+            self._own_threads = torch.get_num_threads()
+            torch.set_num_threads(max(1, cores() - self.workers))
+
+    def _release_cpu_if_idle(self) -> None:
+        if self._own_threads is not None and all(f.done() for f in self._futures.values()):
+            torch.set_num_threads(self._own_threads)
+            self._own_threads = None
 
     def prefetch(self, store: RunStore, configs: Sequence[TrainConfig]) -> None:
         """Start training ``configs`` in the background (with worker processes only)."""
@@ -133,12 +147,14 @@ class LocalExecutor:
                     raise ReslabError(f"run {config.run_id()} ended in a worker but has no result in the store")
                 records[config.hash()] = record
                 progress.finished(record, cached=False)
+        self._release_cpu_if_idle()
         return [records[c.hash()] for c in configs]
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool, self._futures = None, {}
+        self._release_cpu_if_idle()
 
 
 def _init_worker(threads: int, devices) -> None:
