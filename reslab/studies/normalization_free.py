@@ -129,6 +129,6 @@ STUDY = Study(
     analyze=analyze,
     plan=plan,
     uses=("degradation",),
-    order=150,
+    order=160,
     part="beyond",
 )
