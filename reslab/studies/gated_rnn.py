@@ -72,7 +72,7 @@ SETTINGS = {
     ),
     "quick": Settings(
         # at T = 50 a tanh RNN seed now and then starts to learn late in its schedule, so it was not shown
-        # converged on every cell; at T = 100 (Arjovsky2016's shortest adding task) none does (README)
+        # converged on every cell; at T = 100 none does (README)
         lengths=(10, 100),
         hidden=32,
         train_size=5000,
