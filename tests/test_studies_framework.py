@@ -40,6 +40,19 @@ def test_seed_sets_of_the_same_size_never_share_a_seed():
     assert not set(shattered.seeds_for("quick", None, 0)) & set(shattered.seeds_for("quick", None, 1))
 
 
+def test_the_transformer_trains_every_seed_only_for_the_nets_its_precondition_tests():
+    from reslab.studies import transformer as tf
+
+    seeds = get_study("transformer").seeds_for("quick", None, 1)
+    runs = tf.plan(tf.SETTINGS["quick"], seeds)
+    per_net: dict[tuple, list[int]] = {}
+    for c in runs:
+        per_net.setdefault((c.model_options["variant"], c.recipe.warmup != "none"), []).append(c.seed)
+    assert len(per_net) == 8 and set(tf.DECISIVE) < set(per_net)
+    for net, got in per_net.items():  # other nets: the first seeds of the same set, so the sets stay disjoint
+        assert got == (seeds if net in tf.DECISIVE else seeds[: tf.OTHER_SEEDS]), net
+
+
 def test_overrides_force_the_precision_and_data_folder_of_every_run():
     config = TrainConfig(model="mlp_plain", data="identity", recipe=Recipe(precision="auto"))
     forced = RunOverrides(data_dir="/data", precision="fp32").apply(config)

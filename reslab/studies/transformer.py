@@ -286,7 +286,7 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
         setup={
             "models": f"Transformer encoders of {', '.join(map(str, s.depths))} layers, {s.model}, each variant",
             "data": f"{s.task}, {s.data_options}",
-            "seeds": f"{ctx.seeds} for the nets the precondition tests, {seeds_of(ctx.seeds, 'rezero', True)} for the others",
+            "seeds": f"{ctx.seeds} for the nets the precondition tests, {ctx.seeds[:OTHER_SEEDS]} for the others",
             "recipe": recipe_text(s.recipe) + "; the same without warm-up",
         },
         runs=[r.id for g in groups.values() for r in g.records],
