@@ -135,9 +135,7 @@ def _start_training(
     """
 
     def runs_of(st: Study) -> list[TrainConfig]:
-        own = st.runs_for(scale, seeds[st.id])
-        used = (c for u in st.uses for c in get_study(u).runs_for(scale, seeds[st.id]))
-        return [overrides.apply(c) for c in (*own, *used)]
+        return [overrides.apply(c) for c in st.runs_for(scale, seeds[st.id])]
 
     datasets: dict[tuple, Dataset] = {}
     for st in todo:

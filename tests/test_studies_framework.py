@@ -1,6 +1,7 @@
 """The study framework: the catalogue finds studies by itself, seed sets are disjoint, overrides reach
 every run, preconditions make a verdict inconclusive, and docs/claims.md is what the registry says."""
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -51,6 +52,17 @@ def test_the_transformer_trains_every_seed_only_for_the_nets_its_precondition_te
     assert len(per_net) == 8 and set(tf.DECISIVE) < set(per_net)
     for net, got in per_net.items():  # other nets: the first seeds of the same set, so the sets stay disjoint
         assert got == (seeds if net in tf.DECISIVE else seeds[: tf.OTHER_SEEDS]), net
+
+
+def test_a_study_plans_just_the_runs_of_another_study_that_it_analyses():
+    def runs(study_id: str) -> list[str]:
+        return [json.dumps(c.to_dict(), sort_keys=True) for c in get_study(study_id).runs_for("smoke", [0])]
+
+    degradation = set(runs("degradation"))
+    assert len(degradation) == 4  # plain and ResNet at two depths
+    assert len(runs("paths")) == 1 and set(runs("paths")) < degradation  # the deepest ResNet
+    assert len(runs("lesion")) == 2 and set(runs("lesion")) < degradation  # and the shallowest plain net
+    assert set(runs("landscape")) == degradation and degradation < set(runs("concat"))
 
 
 def test_overrides_force_the_precision_and_data_folder_of_every_run():

@@ -103,7 +103,6 @@ class Study:
     order: int
     plan: Callable[[Any, Sequence[int]], list[TrainConfig]] = lambda settings, seeds: []
     default_seeds: dict[str, int] = field(default_factory=lambda: {"smoke": 1, "quick": 3, "full": 3})
-    uses: tuple[str, ...] = ()  # studies whose training runs this one analyses (and does not plan itself)
     part: str = "essay"
 
     def __post_init__(self) -> None:
@@ -120,7 +119,7 @@ class Study:
         return list(range(seed_set * count, (seed_set + 1) * count))
 
     def runs_for(self, scale: str, seeds: Sequence[int]) -> list[TrainConfig]:
-        """The training runs this study plans at ``scale`` (its own, not those it ``uses``)."""
+        """The training runs this study analyses at ``scale``, another study's too (the store trains each once)."""
         return self.plan(self.settings[scale], list(seeds))
 
     def run(self, ctx: StudyContext) -> StudyResult:

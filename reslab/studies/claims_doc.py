@@ -7,6 +7,7 @@ and a test keeps the committed copy current.
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 from ..train.recipe import Recipe
@@ -53,17 +54,28 @@ def _study(study: Study) -> list[str]:
     if anchors:
         out += [f"**The papers' numbers** ({source})." if source else "**The papers' numbers.**", ""]
         out += ["| | |", "|---|---|"] + [f"| {_cell(k)} | {_cell(v)} |" for k, v in anchors.items()] + [""]
-    if study.uses:
-        out += [f"**Analyses the training runs of:** {', '.join(study.uses)}.", ""]
+    if shared := _sharing(study):
+        out += [f"**Shares training runs with** (at `quick`; the store trains them once): {', '.join(shared)}.", ""]
     out += ["**Scales.**", ""]
     for scale in SCALES:
         seeds = study.seeds_for(scale, None)
         runs = len(study.runs_for(scale, seeds))
-        planned = f"{runs} training runs" if runs else "no training runs of its own"
+        planned = f"{runs} training run{'s' * (runs != 1)}" if runs else "no training runs"
         out.append(
             f"- `{scale}` ({len(seeds)} seed{'s' * (len(seeds) != 1)}, {planned}): {describe(study.settings[scale])}"
         )
     return [*out, ""]
+
+
+def _sharing(study: Study) -> list[str]:
+    """The other studies that analyse some of the same quick-scale training runs."""
+    mine = _quick_runs(study)
+    return [other.id for other in all_studies() if other is not study and mine & _quick_runs(other)]
+
+
+def _quick_runs(study: Study) -> set[str]:
+    runs = study.runs_for("quick", study.seeds_for("quick", None))
+    return {json.dumps(c.to_dict(), sort_keys=True) for c in runs}
 
 
 def describe(value: Any) -> str:

@@ -101,7 +101,7 @@ def configs(s: Settings, seeds: Sequence[int], depth: int) -> list[TrainConfig]:
 
 
 def plan(s: Settings, seeds: Sequence[int]) -> list[TrainConfig]:
-    return [c for depth in s.nets.depths for c in configs(s, seeds, depth)]
+    return degradation.plan(s.nets, seeds) + [c for depth in s.nets.depths for c in configs(s, seeds, depth)]
 
 
 def judge(groups: dict[str, Group], s: Settings) -> Verdict:
@@ -168,6 +168,5 @@ STUDY = Study(
     settings=SETTINGS,
     analyze=analyze,
     plan=plan,
-    uses=("degradation",),
     order=130,
 )

@@ -151,15 +151,21 @@ def configs(s: Settings, seeds: Sequence[int], kind: str, depth: int, **changes)
     ]
 
 
-def plan(s: Settings, seeds: Sequence[int]) -> list[TrainConfig]:
-    return [c for depth in s.depths for kind in KINDS for c in configs(s, seeds, kind, depth)]
+def planned(s: Settings, seeds: Sequence[int], nets: Sequence[tuple[str, int]] = ()) -> dict[str, list[TrainConfig]]:
+    """The runs of ``nets`` ((kind, depth) pairs; default: every kind at every depth) by label ("plain-56", ...)."""
+    nets = nets or [(kind, depth) for depth in s.depths for kind in KINDS]
+    return {label(kind, depth): configs(s, seeds, kind, depth) for kind, depth in nets}
 
 
-def trained(ctx: StudyContext, s: Settings, kinds: Sequence[str] = tuple(KINDS), depths=None) -> dict[str, Group]:
-    """The degradation nets, trained (or fetched from the store), by label ("plain-56", "ResNet-20", ...)."""
-    depths = depths or s.depths
-    planned = {label(k, d): configs(s, ctx.seeds, k, d) for d in depths for k in kinds}
-    return train_groups(ctx, planned)
+def plan(s: Settings, seeds: Sequence[int], nets: Sequence[tuple[str, int]] = ()) -> list[TrainConfig]:
+    """The runs of ``nets`` (default: all); a study that analyses some of them plans them too, and the run
+    store trains each once."""
+    return [c for group in planned(s, seeds, nets).values() for c in group]
+
+
+def trained(ctx: StudyContext, s: Settings, nets: Sequence[tuple[str, int]] = ()) -> dict[str, Group]:
+    """The degradation nets ``nets`` (default: all), trained (or fetched from the store), by label."""
+    return train_groups(ctx, planned(s, ctx.seeds, nets))
 
 
 def describe_nets(s: Settings) -> str:

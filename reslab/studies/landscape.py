@@ -10,11 +10,13 @@ surface curves downward along either axis (negative curvature: a convex bowl has
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..probes import LandscapeResult, loss_plane
+from ..train import TrainConfig
 from . import degradation
 from .base import Study, StudyContext
 from .common import eval_data
@@ -136,6 +138,10 @@ def figures(found: dict[str, list[LandscapeResult]], s: Settings) -> list[Figure
     ]
 
 
+def plan(s: Settings, seeds: Sequence[int]) -> list[TrainConfig]:
+    return degradation.plan(s.nets, seeds)
+
+
 def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
     groups = degradation.trained(ctx, s.nets)
     found = surfaces(ctx, s, groups)
@@ -176,7 +182,7 @@ STUDY = Study(
     rule=RULE,
     settings=SETTINGS,
     analyze=analyze,
-    uses=("degradation",),
+    plan=plan,
     order=140,
     part="beyond",
 )

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..probes import LesionResult, lesion_study
 from ..runs.store import RunRecord
+from ..train import TrainConfig
 from . import degradation
 from .base import Study, StudyContext
 from .common import CHANCE_10, eval_data
@@ -54,20 +55,38 @@ ANCHORS = {
 
 
 @dataclass(frozen=True)
-class Settings:
+class Lesions:  # how the probe deletes blocks (stochastic-depth deletes the same way)
     test_size: int | None  # test images the lesions are evaluated on (None: all)
     draws: int  # random draws per k (deletions and reorderings)
     k_step: int = 1  # evaluate k = 1, 1 + k_step, ... up to n/2
 
 
+@dataclass(frozen=True)
+class Settings:
+    nets: degradation.Settings  # the degradation study's nets at the same scale
+    lesions: Lesions
+
+
 SETTINGS = {
-    "smoke": Settings(test_size=64, draws=1, k_step=2),
-    "quick": Settings(test_size=1000, draws=6, k_step=1),
-    "full": Settings(test_size=None, draws=10, k_step=1),
+    scale: Settings(degradation.SETTINGS[scale], lesions)
+    for scale, lesions in {
+        "smoke": Lesions(test_size=64, draws=1, k_step=2),
+        "quick": Lesions(test_size=1000, draws=6, k_step=1),
+        "full": Lesions(test_size=None, draws=10, k_step=1),
+    }.items()
 }
 
 
-def lesions(ctx: StudyContext, s: Settings, records: Sequence[RunRecord], name: str, random_k: bool) -> list:
+def nets(s: Settings) -> list[tuple[str, int]]:
+    """The degradation nets lesioned: the deepest residual net and the shallowest plain one."""
+    return [("resnet", s.nets.depths[-1]), ("plain", s.nets.depths[0])]
+
+
+def plan(s: Settings, seeds: Sequence[int]) -> list[TrainConfig]:
+    return degradation.plan(s.nets, seeds, nets(s))
+
+
+def lesions(ctx: StudyContext, s: Lesions, records: Sequence[RunRecord], name: str, random_k: bool) -> list:
     """The lesion probe on each trained net (with k random deletions and swaps if ``random_k``)."""
     out = []
     for seed, record in zip(ctx.seeds, records):
@@ -184,13 +203,11 @@ def k_figure(nets: Sequence[tuple[str, list[LesionResult]]]) -> FigureSpec:
 
 
 def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
-    deg = degradation.SETTINGS[ctx.scale]
-    shallow, deep = deg.depths[0], deg.depths[-1]
-    groups = degradation.trained(ctx, deg, depths=(shallow, deep))
-    net, plain_net = groups[degradation.label("resnet", deep)], groups[degradation.label("plain", shallow)]
+    groups = degradation.trained(ctx, s.nets, nets(s))
+    net, plain_net = (groups[degradation.label(kind, depth)] for kind, depth in nets(s))
     names = (net.label, plain_net.label)
-    res = lesions(ctx, s, net.records, "resnet", random_k=True)
-    plain = lesions(ctx, s, plain_net.records, "plain", random_k=False)
+    res = lesions(ctx, s.lesions, net.records, "resnet", random_k=True)
+    plain = lesions(ctx, s.lesions, plain_net.records, "plain", random_k=False)
     med = summarize([100 * r.median_single_increase for r in res])
     plain_med = summarize([100 * float(np.nanmedian(r.single_error[~r.downsampling])) for r in plain])
     numbers = {
@@ -211,9 +228,9 @@ def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
         figures=figures(res, plain, names),
         setup={
             "models": f"the degradation study's {names[0]} and {names[1]} ({len(ctx.seeds)} seeds each)",
-            "data": f"{s.test_size or 'all'} test images",
+            "data": f"{s.lesions.test_size or 'all'} test images",
             "lesions": f"every block; in {names[0]} also k random deletions and k random swaps of same-shape "
-            f"blocks, k = 1…{n // 2} in steps of {s.k_step}, {s.draws} draws each",
+            f"blocks, k = 1…{n // 2} in steps of {s.lesions.k_step}, {s.lesions.draws} draws each",
         },
         runs=[r.id for g in (net, plain_net) for r in g.records],
     )
@@ -237,6 +254,6 @@ STUDY = Study(
     rule=RULE,
     settings=SETTINGS,
     analyze=analyze,
-    uses=("degradation",),  # the degradation study plans (and owns) these runs
+    plan=plan,
     order=70,
 )

@@ -86,13 +86,14 @@ def judge(groups: dict[str, Group], bn: Group, plain: Group) -> Verdict:
 
 
 def plan(s: Settings, seeds: Sequence[int]) -> list[TrainConfig]:
-    return [c for configs in planned(s, seeds).values() for c in configs]
+    bn = degradation.plan(s.nets, seeds, [("resnet", s.nets.depths[-1])])
+    return bn + [c for configs in planned(s, seeds).values() for c in configs]
 
 
 def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
     deg = s.nets
     deep = deg.depths[-1]
-    bn = degradation.trained(ctx, deg, kinds=("resnet",), depths=(deep,))[degradation.label("resnet", deep)]
+    bn = degradation.trained(ctx, deg, [("resnet", deep)])[degradation.label("resnet", deep)]
     runs = train_groups(ctx, planned(s, ctx.seeds))
     plain = runs.pop(f"plain, no BN-{deep}")
     ordered = [bn, *runs.values(), plain]
@@ -128,7 +129,6 @@ STUDY = Study(
     settings=SETTINGS,
     analyze=analyze,
     plan=plan,
-    uses=("degradation",),
     order=160,
     part="beyond",
 )

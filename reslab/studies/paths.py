@@ -8,11 +8,13 @@ sampling method on the degradation study's trained deep ResNets.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..probes import PathResult, path_gradients
+from ..train import TrainConfig
 from . import degradation
 from .base import Study, StudyContext
 from .common import eval_data
@@ -45,16 +47,25 @@ ANCHORS = {
 
 @dataclass(frozen=True)
 class Settings:
+    nets: degradation.Settings  # the degradation study's nets at the same scale; its deepest ResNet is measured
     images: int  # training images the gradient is averaged over
     samples_per_length: int
     batch_size: int
 
 
 SETTINGS = {
-    "smoke": Settings(images=8, samples_per_length=2, batch_size=8),
-    "quick": Settings(images=64, samples_per_length=8, batch_size=16),
-    "full": Settings(images=512, samples_per_length=32, batch_size=32),
+    "smoke": Settings(degradation.SETTINGS["smoke"], images=8, samples_per_length=2, batch_size=8),
+    "quick": Settings(degradation.SETTINGS["quick"], images=64, samples_per_length=8, batch_size=16),
+    "full": Settings(degradation.SETTINGS["full"], images=512, samples_per_length=32, batch_size=32),
 }
+
+
+def nets(s: Settings) -> list[tuple[str, int]]:
+    return [("resnet", s.nets.depths[-1])]
+
+
+def plan(s: Settings, seeds: Sequence[int]) -> list[TrainConfig]:
+    return degradation.plan(s.nets, seeds, nets(s))
 
 
 def measure(ctx: StudyContext, s: Settings, records) -> list[PathResult]:
@@ -144,9 +155,7 @@ def figures(results: list[PathResult], name: str) -> list[FigureSpec]:
 
 
 def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
-    deg = degradation.SETTINGS[ctx.scale]
-    depth = deg.depths[-1]
-    net = degradation.trained(ctx, deg, kinds=("resnet",), depths=(depth,))[degradation.label("resnet", depth)]
+    (net,) = degradation.trained(ctx, s.nets, nets(s)).values()
     results = measure(ctx, s, net.records)
     n, first = results[0].num_blocks, results[0]
     numbers = {
@@ -183,6 +192,6 @@ STUDY = Study(
     rule=RULE,
     settings=SETTINGS,
     analyze=analyze,
-    uses=("degradation",),
+    plan=plan,
     order=80,
 )

@@ -46,11 +46,13 @@ ANCHORS = {
 @dataclass(frozen=True)
 class Settings:
     nets: degradation.Settings  # the degradation study's nets and recipe (at quick scale wider: below)
-    lesions: lesion.Settings
+    lesions: lesion.Lesions
     drop_path: float = 0.5  # p_L: the last block's drop probability (Huang2016)
 
 
-SETTINGS = {scale: Settings(degradation.SETTINGS[scale], lesion.SETTINGS[scale]) for scale in degradation.SETTINGS}
+SETTINGS = {
+    scale: Settings(degradation.SETTINGS[scale], lesion.SETTINGS[scale].lesions) for scale in degradation.SETTINGS
+}
 # At quick scale 128 wide, not the degradation study's 64: one deletion barely hurts the normally trained
 # 64-wide ResNet-56, and the single-deletion comparison then passed or failed by cell (README, "what does
 # not reproduce").
@@ -87,7 +89,7 @@ def judge(normal: list[LesionResult], dropped: list[LesionResult], groups) -> Ve
 def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
     deep = s.nets.depths[-1]
     name = degradation.label("resnet", deep)
-    normal_net = degradation.trained(ctx, s.nets, kinds=("resnet",), depths=(deep,))[name]
+    normal_net = degradation.trained(ctx, s.nets, [("resnet", deep)])[name]
     dropped_net = train_groups(ctx, {f"{name}, drop-path {s.drop_path:g}": configs(s, ctx.seeds)})
     dropped_net = next(iter(dropped_net.values()))
     normal = lesion.lesions(ctx, s.lesions, normal_net.records, "normal", random_k=True)
