@@ -305,7 +305,7 @@ STUDY = Study(
     plan=plan,
     order=100,
     part="essay",
-    # the nets that fail to learn sit near chance, where a net's final error moves a point or two between
-    # schedules on some seeds: 3 seeds could not show them converged on every cell (README); see DECISIVE
-    default_seeds={"smoke": 1, "quick": 6, "full": 3},
+    # the nets that fail to learn wander near chance, their final error a few points apart between schedules
+    # on some seeds: 3 seeds, and then 6 on one machine, could not show them converged (README); see DECISIVE
+    default_seeds={"smoke": 1, "quick": 10, "full": 3},
 )
