@@ -37,16 +37,17 @@ PART_TITLES = {"essay": "From the essay", "beyond": "Beyond the essay"}
 def claims_markdown() -> str:
     lines = [HEADER]
     studies = all_studies()
+    shared = _sharing(studies)
     for part, title in PART_TITLES.items():
         lines += [f"## {title}", ""]
         for study in (st for st in studies if st.part == part):
-            lines += _study(study)
+            lines += _study(study, shared[study.id])
     cited = sorted({s for st in studies for s in st.sources})
     lines += ["## Sources", ""] + [f"- **{name}**: {PAPERS.get(name, name)}" for name in cited] + [""]
     return "\n".join(lines)
 
 
-def _study(study: Study) -> list[str]:
+def _study(study: Study, shared: list[str]) -> list[str]:
     out = [f"### {study.id} — {study.title}", "", f"**Claim.** {study.claim}", ""]
     out += [f"**Sources.** {', '.join(study.sources)}", "", f"**Rule.** {study.rule}", ""]
     anchors = dict(study.anchors)
@@ -54,7 +55,7 @@ def _study(study: Study) -> list[str]:
     if anchors:
         out += [f"**The papers' numbers** ({source})." if source else "**The papers' numbers.**", ""]
         out += ["| | |", "|---|---|"] + [f"| {_cell(k)} | {_cell(v)} |" for k, v in anchors.items()] + [""]
-    if shared := _sharing(study):
+    if shared:
         out += [f"**Shares training runs with** (at `quick`; the store trains them once): {', '.join(shared)}.", ""]
     out += ["**Scales.**", ""]
     for scale in SCALES:
@@ -67,10 +68,10 @@ def _study(study: Study) -> list[str]:
     return [*out, ""]
 
 
-def _sharing(study: Study) -> list[str]:
-    """The other studies that analyse some of the same quick-scale training runs."""
-    mine = _quick_runs(study)
-    return [other.id for other in all_studies() if other is not study and mine & _quick_runs(other)]
+def _sharing(studies: list[Study]) -> dict[str, list[str]]:
+    """For each study, the others that analyse some of the same quick-scale training runs."""
+    runs = {st.id: _quick_runs(st) for st in studies}
+    return {a: [b for b in runs if b != a and runs[a] & runs[b]] for a in runs}
 
 
 def _quick_runs(study: Study) -> set[str]:

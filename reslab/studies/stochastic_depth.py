@@ -66,7 +66,7 @@ def configs(s: Settings, seeds: Sequence[int]) -> list[TrainConfig]:
 def plan(s: Settings, seeds: Sequence[int]) -> list[TrainConfig]:
     """The drop-path nets and the degradation study's deepest ResNet, trained normally (the same runs
     where the widths agree, shared through the store; this study trains more seeds)."""
-    return degradation.configs(s.nets, seeds, "resnet", s.nets.depths[-1]) + configs(s, seeds)
+    return degradation.plan(s.nets, seeds, [("resnet", s.nets.depths[-1])]) + configs(s, seeds)
 
 
 def increases(results: Sequence[LesionResult]) -> tuple[list[float], list[float]]:
