@@ -68,7 +68,8 @@ SETTINGS = {
         )
     ),
     "quick": VariantSettings(QUICK_STANDIN),
-    "full": VariantSettings(paper_recipe=get_recipe("he2015_cifar")),
+    # ResNet-110: He2015 Sec. 4.2 (and He2016 after it) warms up at 0.01 until the training error is below 80%
+    "full": VariantSettings(paper_recipe=get_recipe("he2015_cifar_warmup")),
 }
 
 
