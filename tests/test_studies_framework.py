@@ -109,3 +109,14 @@ def test_converged_by_the_longer_schedule_or_by_the_bound_at_zero(finals, halves
     v = Verdict()
     assert bool(converged(v, [_group(finals, halves)])) == bool(passed)
     assert v.checks[0].precondition and (v.verdict == "inconclusive") == (not passed)
+
+
+def test_a_groups_text_says_how_many_of_its_runs_diverged():
+    runs = [
+        SimpleNamespace(result={"train_error": 0.1, "half_schedule": {"train_error": 0.1}}),
+        SimpleNamespace(result={"status": "diverged", "train_error": None}),
+    ]
+    group = Group("net", runs)
+    assert group.final() == [10.0, group.chance]
+    assert group.text().endswith("% (1 of 2 diverged)") and group.diverged() == 1
+    assert "diverged" not in _group([1.0, 2.0], [1.0, 2.0]).text()

@@ -84,8 +84,11 @@ def describe(value: Any) -> str:
     if isinstance(value, Recipe):
         d = value
         length = f"{d.steps} steps" if d.steps else f"{d.epochs or 1} epochs"
-        warmup = {"none": "", "linear": f", linear warm-up {d.warmup_steps} steps", "he2015": (
-            f", warm-up at {d.warmup_lr} until training error < {d.warmup_error:.0%}")}[d.warmup]
+        warmup = {
+            "none": "",
+            "linear": f", linear warm-up {d.warmup_steps} steps",
+            "he2015": (f", warm-up at {d.warmup_lr} until training error < {d.warmup_error:.0%}"),
+        }[d.warmup]
         return f"{d.optimizer} lr {d.lr} {d.schedule}{warmup}, batch {d.batch_size}, {length}"
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         parts = [f"{f.name} {describe(getattr(value, f.name))}" for f in dataclasses.fields(value)]

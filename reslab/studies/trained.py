@@ -59,12 +59,17 @@ class Group:
     def summary(self, key: str = "train_error") -> Summary:
         return summarize(self.final(key))
 
+    def diverged(self) -> int:
+        """How many of the runs diverged (each counts as ``chance``)."""
+        return sum((r.result or {}).get("status") == "diverged" for r in self.records)
+
     def text(self, key: str = "train_error") -> str:
         s = self.summary(key)
         unit = "%" if self.scale == 100.0 else ""
         digits = 1 if self.scale == 100.0 else 3
         spread = f" ± {s.std:.{digits}f}" if s.n > 1 else ""
-        return f"{s.mean:.{digits}f}{spread}{unit}"
+        diverged = f" ({self.diverged()} of {len(self.records)} diverged)" if self.diverged() else ""
+        return f"{s.mean:.{digits}f}{spread}{unit}{diverged}"
 
     def _value(self, result: dict, key: str) -> float:
         if result.get("status") == "diverged":
@@ -142,6 +147,8 @@ def group_numbers(groups: Iterable[Group], test: bool = True) -> dict[str, dict 
         if test:
             out[f"{g.label} test error{' ' + unit if unit else ''}"] = summary_dict(g.final("test_error"))
         out[f"{g.label} gain from a 2× schedule"] = round(g.gain(), 3)
+        if g.diverged():
+            out[f"{g.label} diverged runs"] = g.diverged()
     return out
 
 
