@@ -87,7 +87,7 @@ def describe(value: Any) -> str:
         warmup = {
             "none": "",
             "linear": f", linear warm-up {d.warmup_steps} steps",
-            "he2015": (f", warm-up at {d.warmup_lr} until training error < {d.warmup_error:.0%}"),
+            "he2015": f", warm-up at {d.warmup_lr} until training error < {d.warmup_error:.0%}",
         }[d.warmup]
         return f"{d.optimizer} lr {d.lr} {d.schedule}{warmup}, batch {d.batch_size}, {length}"
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
