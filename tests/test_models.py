@@ -147,3 +147,15 @@ def test_mlp_linear_head_reads_the_last_block_output_directly():
     x = torch.randn(5, 1)
     z = linear.forward_blocks(linear.stem(x), 0, 3)
     assert torch.equal(linear(x), linear.head[0](z))
+
+
+@pytest.mark.parametrize("name", ["rnn_tanh", "gru", "lstm"])
+def test_a_recurrent_nets_one_call_forward_is_its_cell_stepped_through_time(name):
+    """Training runs the whole sequence in one ATen call; the probes step through the cell: the same net."""
+    torch.manual_seed(0)
+    net = reslab.create_model(name, hidden_size=16, seq_len=20)
+    x = torch.randn(4, 20, 2)
+    stepped = net.head(net.hidden(net.states(x)[-1]))
+    torch.testing.assert_close(net(x), stepped, rtol=1e-5, atol=1e-6)
+    net(x).sum().backward()  # and it trains: every weight of the cell gets a gradient
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.cell.parameters())
