@@ -1,7 +1,6 @@
 """The study framework: the catalogue finds studies by itself, seed sets are disjoint, overrides reach
 every run, preconditions make a verdict inconclusive, and docs/claims.md is what the registry says."""
 
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -56,7 +55,7 @@ def test_the_transformer_trains_every_seed_only_for_the_nets_its_precondition_te
 
 def test_a_study_plans_just_the_runs_of_another_study_that_it_analyses():
     def runs(study_id: str) -> list[str]:
-        return [json.dumps(c.to_dict(), sort_keys=True) for c in get_study(study_id).runs_for("smoke", [0])]
+        return [c.hash() for c in get_study(study_id).runs_for("smoke", [0])]
 
     degradation = set(runs("degradation"))
     assert len(degradation) == 4  # plain and ResNet at two depths

@@ -7,7 +7,6 @@ and a test keeps the committed copy current.
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any
 
 from ..train.recipe import Recipe
@@ -76,7 +75,7 @@ def _sharing(studies: list[Study]) -> dict[str, list[str]]:
 
 def _quick_runs(study: Study) -> set[str]:
     runs = study.runs_for("quick", study.seeds_for("quick", None))
-    return {json.dumps(c.to_dict(), sort_keys=True) for c in runs}
+    return {c.hash() for c in runs}  # what the run store keys a run by
 
 
 def describe(value: Any) -> str:

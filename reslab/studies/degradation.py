@@ -151,6 +151,12 @@ def configs(s: Settings, seeds: Sequence[int], kind: str, depth: int, **changes)
     ]
 
 
+def deepest_resnet(s: Settings) -> list[tuple[str, int]]:
+    """The deepest residual net as ``nets`` for ``plan`` and ``trained`` (paths, lesion, stochastic-depth and
+    normalization-free analyse it)."""
+    return [("resnet", s.depths[-1])]
+
+
 def planned(s: Settings, seeds: Sequence[int], nets: Sequence[tuple[str, int]] = ()) -> dict[str, list[TrainConfig]]:
     """The runs of ``nets`` ((kind, depth) pairs; default: every kind at every depth) by label ("plain-56", ...)."""
     nets = nets or [(kind, depth) for depth in s.depths for kind in KINDS]

@@ -79,7 +79,7 @@ SETTINGS = {
 
 def nets(s: Settings) -> list[tuple[str, int]]:
     """The degradation nets lesioned: the deepest residual net and the shallowest plain one."""
-    return [("resnet", s.nets.depths[-1]), ("plain", s.nets.depths[0])]
+    return [*degradation.deepest_resnet(s.nets), ("plain", s.nets.depths[0])]
 
 
 def plan(s: Settings, seeds: Sequence[int]) -> list[TrainConfig]:

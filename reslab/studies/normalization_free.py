@@ -86,14 +86,14 @@ def judge(groups: dict[str, Group], bn: Group, plain: Group) -> Verdict:
 
 
 def plan(s: Settings, seeds: Sequence[int]) -> list[TrainConfig]:
-    bn = degradation.plan(s.nets, seeds, [("resnet", s.nets.depths[-1])])
+    bn = degradation.plan(s.nets, seeds, degradation.deepest_resnet(s.nets))
     return bn + [c for configs in planned(s, seeds).values() for c in configs]
 
 
 def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
     deg = s.nets
     deep = deg.depths[-1]
-    bn = degradation.trained(ctx, deg, [("resnet", deep)])[degradation.label("resnet", deep)]
+    (bn,) = degradation.trained(ctx, deg, degradation.deepest_resnet(deg)).values()
     runs = train_groups(ctx, planned(s, ctx.seeds))
     plain = runs.pop(f"plain, no BN-{deep}")
     ordered = [bn, *runs.values(), plain]

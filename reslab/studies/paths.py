@@ -60,12 +60,8 @@ SETTINGS = {
 }
 
 
-def nets(s: Settings) -> list[tuple[str, int]]:
-    return [("resnet", s.nets.depths[-1])]
-
-
 def plan(s: Settings, seeds: Sequence[int]) -> list[TrainConfig]:
-    return degradation.plan(s.nets, seeds, nets(s))
+    return degradation.plan(s.nets, seeds, degradation.deepest_resnet(s.nets))
 
 
 def measure(ctx: StudyContext, s: Settings, records) -> list[PathResult]:
@@ -155,7 +151,7 @@ def figures(results: list[PathResult], name: str) -> list[FigureSpec]:
 
 
 def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
-    (net,) = degradation.trained(ctx, s.nets, nets(s)).values()
+    (net,) = degradation.trained(ctx, s.nets, degradation.deepest_resnet(s.nets)).values()
     results = measure(ctx, s, net.records)
     n, first = results[0].num_blocks, results[0]
     numbers = {

@@ -66,7 +66,7 @@ def configs(s: Settings, seeds: Sequence[int]) -> list[TrainConfig]:
 def plan(s: Settings, seeds: Sequence[int]) -> list[TrainConfig]:
     """The drop-path nets and the degradation study's deepest ResNet, trained normally (the same runs
     where the widths agree, shared through the store; this study trains more seeds)."""
-    return degradation.plan(s.nets, seeds, [("resnet", s.nets.depths[-1])]) + configs(s, seeds)
+    return degradation.plan(s.nets, seeds, degradation.deepest_resnet(s.nets)) + configs(s, seeds)
 
 
 def increases(results: Sequence[LesionResult]) -> tuple[list[float], list[float]]:
@@ -87,9 +87,8 @@ def judge(normal: list[LesionResult], dropped: list[LesionResult], groups) -> Ve
 
 
 def analyze(ctx: StudyContext, s: Settings) -> StudyResult:
-    deep = s.nets.depths[-1]
-    name = degradation.label("resnet", deep)
-    normal_net = degradation.trained(ctx, s.nets, [("resnet", deep)])[name]
+    (normal_net,) = degradation.trained(ctx, s.nets, degradation.deepest_resnet(s.nets)).values()
+    name = normal_net.label
     dropped_net = train_groups(ctx, {f"{name}, drop-path {s.drop_path:g}": configs(s, ctx.seeds)})
     dropped_net = next(iter(dropped_net.values()))
     normal = lesion.lesions(ctx, s.lesions, normal_net.records, "normal", random_k=True)

@@ -68,7 +68,8 @@ class Group:
         unit = "%" if self.scale == 100.0 else ""
         digits = 1 if self.scale == 100.0 else 3
         spread = f" ± {s.std:.{digits}f}" if s.n > 1 else ""
-        diverged = f" ({self.diverged()} of {len(self.records)} diverged)" if self.diverged() else ""
+        n = self.diverged()
+        diverged = f" ({n} of {len(self.records)} diverged)" if n else ""
         return f"{s.mean:.{digits}f}{spread}{unit}{diverged}"
 
     def _value(self, result: dict, key: str) -> float:
