@@ -119,3 +119,31 @@ def test_a_groups_text_says_how_many_of_its_runs_diverged():
     assert group.final() == [10.0, group.chance]
     assert group.text().endswith("% (1 of 2 diverged)") and group.diverged() == 1
     assert "diverged" not in _group([1.0, 2.0], [1.0, 2.0]).text()
+
+
+def test_highway_judges_each_net_at_the_best_setting_of_its_search_and_ties_go_to_the_shared_recipe():
+    from reslab.studies import highway as hw
+
+    s = hw.SETTINGS["smoke"]
+    shallow, deep = s.depths
+    runs = {c.hash() for c in hw.plan(s, [0])}
+    assert len(runs) == len(s.depths) * sum(len(settings) for settings in hw.SEARCH.values())
+    finals = {  # % training error per setting; the lower-rate plain net and the shared highway net tie at the top
+        hw.label("plain", shallow): [5.0], hw.label("plain", shallow, {"lr": 0.01}): [1.0],
+        hw.label("plain", deep): [90.0], hw.label("plain", deep, {"lr": 0.01}): [88.0],
+        hw.label("highway", shallow): [2.0], hw.label("highway", shallow, {"gate_bias": -4.0}): [2.0],
+        hw.label("highway", deep): [90.0], hw.label("highway", deep, {"gate_bias": -4.0}): [3.0],
+        hw.label("residual", shallow): [0.0], hw.label("residual", deep): [0.0],
+    }  # fmt: skip
+    tried = {k: _group(v, v) for k, v in finals.items()}
+    for k, g in tried.items():
+        g.label = k
+    chosen = {k: g.label for k, g in hw.best(tried, s).items()}
+    assert chosen == {
+        hw.label("plain", shallow): hw.label("plain", shallow, {"lr": 0.01}),
+        hw.label("plain", deep): hw.label("plain", deep, {"lr": 0.01}),
+        hw.label("highway", shallow): hw.label("highway", shallow),  # a tie: the shared recipe
+        hw.label("highway", deep): hw.label("highway", deep, {"gate_bias": -4.0}),
+        hw.label("residual", shallow): hw.label("residual", shallow),
+        hw.label("residual", deep): hw.label("residual", deep),
+    }
