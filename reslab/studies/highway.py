@@ -49,9 +49,8 @@ FAMILIES = {  # family -> model options (Srivastava2015: plain 71 wide; highway 
 # Srivastava2015 chose each family's hyper-parameters per depth by a random search (learning rate, momentum, its
 # decay, the activation, and the highway nets' initial gate bias) and report each net's best run. Here each family
 # tries, beside the shared recipe (first, and chosen on ties), the change its quick-scale nets showed they need:
-# plain-100 diverges on some seeds at the shared rate; a 100-layer highway stack with gate bias -2 passes its
-# classifier 0.006 of its input at initialization (-4: 0.36) and stays at chance. The residual nets reach 0% as
-# they are.
+# deep plain nets diverge at the shared rate on some seeds, and a deep highway stack with gate bias -2 starts with
+# a vanishing forward signal (the measurements: README, "What does not reproduce"). Residual nets need none.
 SEARCH: dict[str, tuple[dict, ...]] = {
     "plain": ({}, {"lr": 0.01}),
     "highway": ({}, {"gate_bias": -4.0}),
@@ -59,8 +58,8 @@ SEARCH: dict[str, tuple[dict, ...]] = {
 }
 KNOBS = {"lr": "lr", "gate_bias": "gate bias"}
 # The plain nets, whose further training could overturn check (1), train this many times as long as the others:
-# more training can only lower their error. At the shared length a plain-100 seed (bf16, lr 0.01) reached 36 % on
-# the half schedule and was back at 88 % on the full one; at 2x and 4x every seed stays at 88 % in both.
+# more training can only lower their error, and at the shared length a deep plain net that starts to learn and
+# falls back within its schedule cannot be shown converged (README).
 LONGER = {"plain": 2}
 
 
